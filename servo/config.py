@@ -1,0 +1,252 @@
+"""Configuration: one typed, frozen object built from the environment and validated at start.
+
+`load_config(environ)` is the only reader of the environment. It collects every problem and
+raises one ConfigError listing them all. Names, meanings and defaults follow the original servo.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
+
+from servo.appid import AppIdQuery, parse_app_id_query
+from servo.errors import ConfigError
+
+URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
+ALL_NAMESPACES = "*"
+# The project's monitor image, injected by the webhook; a plain pause image is still allowed.
+DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
+DEFAULT_APP_ID = "spec/containers/0/env/[JOBID]"
+LOG_FORMATS = ("json", "text")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    """Where and how measurements are sent."""
+
+    # Template with {acct} and {app_id}; the original's hosted default no longer exists.
+    url_template: str
+    # Fills {acct}; required only when the template uses it.
+    account: str | None
+    # Bearer token; None means no Authorization header at all.
+    auth_token: str | None
+    # Per-request timeout; the original used 10 s.
+    timeout_s: float = 10.0
+    # Give up on one event after this long (backend outage); durable outbox is issue #5.
+    deadline_s: float = 600.0
+    # Cap on one backoff wait, Retry-After included, so a hostile header cannot park a worker.
+    max_backoff_s: float = 60.0
+    # Concurrent senders; the original ran 4 worker threads.
+    workers: int = 4
+    # Events waiting to be sent; when full the watch waits rather than drop a measurement.
+    queue_size: int = 10_000
+
+    def url_for(self, app_id: str) -> str:
+        """The URL for one app id (quoted, so an id cannot change the path)."""
+        return self.url_template.format(acct=self.account or "", app_id=quote(app_id, safe=""))
+
+
+@dataclass(frozen=True, slots=True)
+class WatchConfig:
+    """Which pods are watched and how the watch keeps itself healthy."""
+
+    # Namespaces to watch; ("*",) means one cluster-wide watch.
+    namespaces: tuple[str, ...] = ("default",)
+    # timeoutSeconds asked of the API server per watch; a normal end just re-watches.
+    timeout_s: int = 300
+    # No byte for this long means a dead stream (kopf uses 70 s: a bit over a bookmark period).
+    idle_timeout_s: float = 70.0
+    # Cap on reconnect backoff after connection errors and 5xx.
+    max_backoff_s: float = 30.0
+    # Page size of the initial list, so a huge namespace is not one giant response.
+    list_page_size: int = 500
+
+    @property
+    def all_namespaces(self) -> bool:
+        return self.namespaces == (ALL_NAMESPACES,)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the servo needs, validated."""
+
+    report: ReportConfig
+    watch: WatchConfig
+    # Where the app id is found in a pod; pods without one are not jobs.
+    app_id: AppIdQuery
+    # Image the webhook injects as the monitor (OPTUNE_SLEEPER_IMG).
+    sleeper_image: str = DEFAULT_SLEEPER_IMAGE
+    # 0..5 as in the original; see logs.level_for_debug.
+    debug: int = 0
+    # json lines for clusters, text for people.
+    log_format: str = "json"
+    # The servo's pod IP (Downward API status.podIP): where monitors send their stats.
+    self_ip: str | None = None
+    # Path of a kubeconfig file; None means in-cluster, then KUBECONFIG, then ~/.kube/config.
+    kubeconfig: str | None = None
+
+    def masked(self) -> dict[str, object]:
+        """The effective configuration for a log line, secrets masked."""
+        return {
+            "url": self.report.url_template,
+            "account": self.report.account,
+            "auth_token": "***" if self.report.auth_token else None,
+            "namespaces": list(self.watch.namespaces),
+            "app_id": self.app_id.text,
+            "sleeper_image": self.sleeper_image,
+            "debug": self.debug,
+            "self_ip": self.self_ip,
+            "send_timeout_s": self.report.timeout_s,
+            "send_deadline_s": self.report.deadline_s,
+            "send_workers": self.report.workers,
+            "watch_timeout_s": self.watch.timeout_s,
+        }
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads and converts env values, collecting problems instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def number(self, name: str, default: T, convert: Callable[[str], T], *, minimum: float) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            value = convert(raw)
+        except ValueError:
+            kind = "an integer" if convert is int else "a number"
+            self.problems.append(f"{name}={raw!r}: expected {kind}")
+            return default
+        if value < minimum:  # type: ignore[operator]
+            self.problems.append(f"{name}={raw!r}: must be at least {minimum:g}")
+            return default
+        return value
+
+
+def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) -> Config:
+    """Build the Config from environment variables; raise ConfigError listing every problem."""
+    env = _Reader(environ)
+    url = _check_url(env)
+    account = env.text("OPTUNE_ACCOUNT")
+    if url and "acct" in _placeholders(url) and account is None:
+        env.problems.append("OPTUNE_ACCOUNT is not set, but OPTUNE_URL uses {acct}")
+    report = ReportConfig(
+        url_template=url or "",
+        account=account,
+        auth_token=env.text("OPTUNE_AUTH_TOKEN"),
+        timeout_s=env.number("OPTUNE_SEND_TIMEOUT", 10.0, float, minimum=0.1),
+        deadline_s=env.number("OPTUNE_SEND_DEADLINE", 600.0, float, minimum=0),
+        max_backoff_s=env.number("OPTUNE_SEND_MAX_BACKOFF", 60.0, float, minimum=0),
+        workers=env.number("OPTUNE_SEND_WORKERS", 4, int, minimum=1),
+        queue_size=env.number("OPTUNE_SEND_QUEUE", 10_000, int, minimum=1),
+    )
+    watch = WatchConfig(
+        namespaces=_check_namespaces(env),
+        timeout_s=env.number("OPTUNE_WATCH_TIMEOUT", 300, int, minimum=1),
+        idle_timeout_s=env.number("OPTUNE_WATCH_IDLE_TIMEOUT", 70.0, float, minimum=1),
+        max_backoff_s=env.number("OPTUNE_WATCH_MAX_BACKOFF", 30.0, float, minimum=0),
+        list_page_size=env.number("OPTUNE_LIST_PAGE_SIZE", 500, int, minimum=1),
+    )
+    app_id_text = env.text("OPTUNE_APP_ID") or DEFAULT_APP_ID
+    try:
+        app_id = parse_app_id_query(app_id_text)
+    except ValueError as e:
+        env.problems.append(f"OPTUNE_APP_ID={app_id_text!r}: {e}")
+        app_id = parse_app_id_query(DEFAULT_APP_ID)
+    debug = env.number("OPTUNE_DEBUG", 0, int, minimum=0)
+    if debug > 5:
+        env.problems.append(f"OPTUNE_DEBUG={debug}: expected 0..5")
+    log_format = (env.text("OPTUNE_LOG_FORMAT") or "json").lower()
+    if log_format not in LOG_FORMATS:
+        env.problems.append(f"OPTUNE_LOG_FORMAT={log_format!r}: expected json or text")
+    self_ip = env.text("SELF_IP")
+    if self_ip is not None:
+        try:
+            ipaddress.ip_address(self_ip)
+        except ValueError:
+            env.problems.append(f"SELF_IP={self_ip!r}: expected an IP address (status.podIP)")
+    if env.problems:
+        raise ConfigError(env.problems)
+    return Config(
+        report=report,
+        watch=watch,
+        app_id=app_id,
+        sleeper_image=env.text("OPTUNE_SLEEPER_IMG") or DEFAULT_SLEEPER_IMAGE,
+        debug=debug,
+        log_format=log_format,
+        self_ip=self_ip,
+        kubeconfig=kubeconfig,
+    )
+
+
+def _check_url(env: _Reader) -> str | None:
+    url = env.text("OPTUNE_URL")
+    expected = "expected http(s)://host[:port]/path with {acct} and {app_id}"
+    if url is None:
+        env.problems.append(
+            "OPTUNE_URL is not set: it is required (the original's hosted default no longer"
+            f" exists); {expected}, e.g. https://backend.example.com/accounts/{{acct}}"
+            "/applications/{app_id}/servo"
+        )
+        return None
+    try:
+        fields = _placeholders(url)
+    except ValueError as e:
+        env.problems.append(f"OPTUNE_URL={url!r}: bad template ({e}); {expected}")
+        return None
+    unknown = sorted(fields - URL_PLACEHOLDERS)
+    if unknown:
+        names = ", ".join("{" + f + "}" for f in unknown)
+        env.problems.append(f"OPTUNE_URL={url!r}: unknown placeholder {names}; {expected}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        env.problems.append(f"OPTUNE_URL={url!r}: {expected}")
+    elif "app_id" not in fields:
+        env.problems.append(
+            f"OPTUNE_URL={url!r}: no {{app_id}}, so every job would report to one URL; {expected}"
+        )
+    return url
+
+
+def _placeholders(template: str) -> set[str]:
+    return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+
+
+def _check_namespaces(env: _Reader) -> tuple[str, ...]:
+    raw = env.environ.get("POD_NAMESPACES")
+    if raw is None:
+        return ("default",)
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    if not names:
+        env.problems.append(f"POD_NAMESPACES={raw!r}: empty namespace list")
+        return ("default",)
+    if ALL_NAMESPACES in names:
+        if len(names) > 1:
+            env.problems.append(f"POD_NAMESPACES={raw!r}: '*' means all; list nothing beside it")
+        return (ALL_NAMESPACES,)
+    for name in names:
+        if not _is_dns_label(name):
+            env.problems.append(f"POD_NAMESPACES={raw!r}: {name!r} is not a namespace name")
+    return tuple(dict.fromkeys(names))
+
+
+def _is_dns_label(name: str) -> bool:
+    # Namespace names are RFC 1123 labels: lower-case alphanumerics and '-', at most 63.
+    allowed = set(string.ascii_lowercase + string.digits + "-")
+    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] != "-" and name[-1] != "-"

@@ -1,0 +1,207 @@
+"""Thin Kubernetes access over the official client: load credentials, list pods, stream a watch.
+
+Pods are read as plain JSON (`_preload_content=False`): the client's model objects cost tens of
+times more to build than decoding the bytes. This module parses and maps errors to KubeError;
+what to do about them (relist, back off) is decided in watch.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+from servo.errors import ConfigError, KubeError, WatchExpiredError
+
+logger = logging.getLogger(__name__)
+
+# Where a pod finds its service account (the client's in-cluster loader reads the same files).
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+CONNECT_TIMEOUT_S = 10.0
+
+
+def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:
+    """In-cluster service account when in a pod, else `kubeconfig`, KUBECONFIG, ~/.kube/config."""
+    configuration = k8s.Configuration()
+    try:
+        if (
+            kubeconfig is None
+            and "KUBERNETES_SERVICE_HOST" in os.environ
+            and (SERVICE_ACCOUNT_TOKEN.exists())
+        ):
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+                client_configuration=configuration
+            )
+        else:
+            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, client_configuration=configuration
+            )
+    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as e:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        raise ConfigError(
+            [f"Kubernetes credentials: {e} (not in a pod; tried kubeconfig {where})"]
+        ) from e
+    return k8s.ApiClient(configuration)
+
+
+@dataclass(frozen=True, slots=True)
+class PodPage:
+    items: list[dict[str, Any]]
+    resource_version: str
+    continue_token: str | None
+
+
+def _status_message(body: Any) -> tuple[str, str]:
+    """(reason, message) from a Kubernetes Status body, tolerating anything else."""
+    if isinstance(body, bytes | bytearray):
+        body = body.decode("utf-8", "replace")
+    try:
+        doc = json.loads(body) if isinstance(body, str) and body else {}
+    except ValueError:
+        return "", str(body)[:200]
+    if not isinstance(doc, dict):
+        return "", str(body)[:200]
+    return str(doc.get("reason") or ""), str(doc.get("message") or "")
+
+
+def kube_error_from_api(e: ApiException) -> KubeError:
+    status = int(e.status or 0)
+    reason, message = _status_message(e.body)
+    if status == 410:
+        return WatchExpiredError(message)
+    return KubeError(status, reason or str(e.reason or ""), message)
+
+
+def kube_error_from_status(obj: Any) -> KubeError:
+    """An ERROR watch event's Status object -> our error (410 -> WatchExpiredError)."""
+    obj = obj if isinstance(obj, dict) else {}
+    code = obj.get("code")
+    status = code if isinstance(code, int) else 0
+    message = str(obj.get("message") or "")
+    if status == 410:
+        return WatchExpiredError(message)
+    return KubeError(status, str(obj.get("reason") or "Error"), message)
+
+
+class KubeClient:
+    """List and watch pods in one namespace or (namespace None) the whole cluster."""
+
+    def __init__(self, api: k8s.ApiClient) -> None:
+        self.core = k8s.CoreV1Api(api)
+        self._open: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def _list_call(self, namespace: str | None, kwargs: dict[str, Any]) -> Any:
+        """The list endpoint of the scope; with _preload_content=False it returns the raw
+        urllib3 response, not a model."""
+        if namespace is None:
+            return self.core.list_pod_for_all_namespaces(**kwargs)
+        return self.core.list_namespaced_pod(namespace, **kwargs)
+
+    def list_pods(
+        self, namespace: str | None, *, limit: int, continue_token: str | None = None
+    ) -> PodPage:
+        """One page of pods as plain dicts, with the list's resourceVersion."""
+        kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
+        if continue_token:
+            kwargs["_continue"] = continue_token
+        kwargs["_request_timeout"] = (CONNECT_TIMEOUT_S, 60.0)
+        try:
+            resp = self._list_call(namespace, kwargs)
+            doc = json.loads(resp.data)
+        except ApiException as e:
+            raise kube_error_from_api(e) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "ConnectionError", str(e)) from e
+        except ValueError as e:
+            raise KubeError(0, "BadResponse", f"pod list is not JSON: {e}") from e
+        meta = doc.get("metadata") or {} if isinstance(doc, dict) else {}
+        items = doc.get("items") if isinstance(doc, dict) else None
+        return PodPage(
+            items=[i for i in items if isinstance(i, dict)] if isinstance(items, list) else [],
+            resource_version=str(meta.get("resourceVersion") or ""),
+            continue_token=meta.get("continue") or None,
+        )
+
+    def stream_watch(
+        self,
+        namespace: str | None,
+        *,
+        resource_version: str,
+        timeout_s: int,
+        idle_timeout_s: float,
+    ) -> Iterator[dict[str, Any]]:
+        """Watch pods from `resource_version`; yield each event as a dict {type, object}.
+
+        Ends when the server ends the stream (timeoutSeconds). Connection problems, a dead
+        stream (no byte for `idle_timeout_s`) and undecodable lines raise KubeError(0, ...).
+        """
+        kwargs: dict[str, Any] = {
+            "watch": True,
+            "resource_version": resource_version,
+            "allow_watch_bookmarks": True,
+            "timeout_seconds": timeout_s,
+            "_preload_content": False,
+            "_request_timeout": (CONNECT_TIMEOUT_S, idle_timeout_s),
+        }
+        try:
+            resp = self._list_call(namespace, kwargs)
+        except ApiException as e:
+            raise kube_error_from_api(e) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "ConnectionError", str(e)) from e
+        with self._lock:
+            self._open.add(resp)
+        try:
+            yield from _json_lines(resp)
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "StreamBroken", str(e)) from e
+        finally:
+            with self._lock:
+                self._open.discard(resp)
+            resp.release_conn()
+
+    def close_streams(self) -> None:
+        """Shut every open watch stream (at shutdown), so blocked reads return at once."""
+        with self._lock:
+            streams = list(self._open)
+        for resp in streams:
+            try:
+                resp.shutdown()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                logger.debug("stream shutdown failed", exc_info=True)
+
+
+def _json_lines(resp: Any) -> Iterator[dict[str, Any]]:
+    """Re-assemble newline-delimited JSON from chunks that may split lines anywhere."""
+    pending = b""
+    for chunk in resp.stream(amt=None, decode_content=True):
+        pending += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield _decode_event(line)
+    if pending.strip():
+        yield _decode_event(pending)
+
+
+def _decode_event(line: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(line)
+    except ValueError as e:
+        raise KubeError(0, "BadStream", f"watch line is not JSON: {line[:80]!r}") from e
+    if not isinstance(doc, dict):
+        raise KubeError(0, "BadStream", f"watch line is not an object: {line[:80]!r}")
+    return doc

@@ -1,0 +1,101 @@
+"""Logging set-up: JSON lines on stderr by default, text for local runs.
+
+Only this module configures handlers. Messages are constant strings; facts travel in `extra=`
+under stable keys (pod, uid, app_id, namespace, attempt, status, url, error...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from servo.models import PodFacts
+
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+) | {"message", "asctime", "taskName"}
+
+# Libraries whose DEBUG output only helps at the highest OPTUNE_DEBUG levels.
+_NOISY_LIBRARIES = ("kubernetes", "urllib3")
+
+
+def level_for_debug(debug: int) -> tuple[int, int]:
+    """OPTUNE_DEBUG 0..5 -> (servo level, library level).
+
+    0: INFO (lifecycle, one line per job); 1-2: DEBUG for the servo (every event, every
+    decision); 3-5: DEBUG for the kubernetes client and urllib3 too.
+    """
+    if debug <= 0:
+        return logging.INFO, logging.WARNING
+    if debug <= 2:
+        return logging.DEBUG, logging.WARNING
+    return logging.DEBUG, logging.DEBUG
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg and the extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        doc.update(extra_fields(record))
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str, separators=(",", ":"))
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger: msg key=value ...` for people at a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = extra_fields(record)
+        if fields:
+            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        return line
+
+
+def configure_logging(*, debug: int, fmt: str, stream: Any = None) -> None:
+    """Install one stderr handler on the root logger; idempotent."""
+    servo_level, library_level = level_for_debug(debug)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(servo_level)
+    logging.getLogger("servo").setLevel(servo_level)
+    for name in _NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(library_level)
+
+
+class PodLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger that already carries the pod, its uid and app id (kopf's ObjectLogger)."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+def pod_logger(logger: logging.Logger, facts: PodFacts) -> PodLogger:
+    fields: Mapping[str, Any] = {"pod": facts.key, "uid": facts.uid, "app_id": facts.app_id}
+    return PodLogger(logger, fields)

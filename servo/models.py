@@ -1,0 +1,85 @@
+"""Plain values passed between the servo's parts: pod facts, measurements and report events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+# A pod object as decoded from the API: plain JSON. Only pods.py looks inside one.
+RawPod = Mapping[str, Any]
+
+
+class ContainerState(StrEnum):
+    """What the job container is doing, as its status says."""
+
+    UNKNOWN = "unknown"  # no status yet (pod pending, not scheduled)
+    WAITING = "waiting"
+    RUNNING = "running"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """The small record the servo keeps of a job pod: what a measurement needs, nothing more."""
+
+    uid: str
+    namespace: str
+    name: str
+    app_id: str
+    node: str = ""
+    created_s: float | None = None
+    deleting: bool = False
+    phase: str = ""
+    pod_reason: str = ""
+    restart_policy: str = "Always"
+    container: str = ""
+    resources_json: str = "{}"
+    state: ContainerState = ContainerState.UNKNOWN
+    started_s: float | None = None
+    finished_s: float | None = None
+    exit_code: int | None = None
+    term_reason: str = ""
+    done_at: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One job's MEASUREMENT; `failure` is set (and metrics empty) for a job that never ran."""
+
+    job: PodFacts
+    metrics: Mapping[str, Metric] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    failure: str | None = None
+
+    def to_param(self) -> dict[str, Any]:
+        """The protocol's MEASUREMENT param."""
+        annotations = dict(self.annotations)
+        if self.failure is not None:
+            return {"status": "failed", "message": self.failure, "annotations": annotations}
+        metrics = {k: {"value": m.value, "unit": m.unit} for k, m in self.metrics.items()}
+        return {"metrics": metrics, "annotations": annotations}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One protocol call: POST {"id", "event", "param"} to the URL of `app_id`."""
+
+    id: str
+    event: str
+    app_id: str
+    param: Any
+
+    def body(self) -> dict[str, Any]:
+        return {"id": self.id, "event": self.event, "param": self.param}

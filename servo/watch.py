@@ -1,0 +1,207 @@
+"""The list+watch loop of one scope (a namespace, or the cluster): yields pod events forever.
+
+List, yield each listed pod as ADDED and then a LISTED marker, then watch from the list's
+resourceVersion with bookmarks. The version of every event (BOOKMARK included) is remembered; a
+normal end of stream re-watches from it; 410 Gone lists again; connection errors and 5xx back
+off and retry; 401/403 are logged naming the verb and namespace, and retried slowly (RBAC may be
+fixed while we wait). Returns only when `stop` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from servo.config import WatchConfig
+from servo.errors import KubeError, WatchExpiredError
+from servo.kube import KubeClient, kube_error_from_status
+from servo.retrying import backoff_s, is_retryable
+
+logger = logging.getLogger(__name__)
+
+POD_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
+LISTED = "LISTED"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """A pod event (ADDED/MODIFIED/DELETED with `pod`), or LISTED with the listed pod uids."""
+
+    type: str
+    pod: Mapping[str, Any] = field(default_factory=dict)
+    listed_uids: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class WatchStats:
+    """Counters for logs and tests (and, with issue #7, metrics)."""
+
+    lists: int = 0
+    watches: int = 0
+    expired: int = 0
+    errors: int = 0
+    events: int = 0
+
+
+def _resource_version(obj: Any) -> str | None:
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
+    return rv if isinstance(rv, str) and rv else None
+
+
+def _uid(obj: Mapping[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    uid = meta.get("uid") if isinstance(meta, dict) else None
+    return uid if isinstance(uid, str) else None
+
+
+class PodWatch:
+    """List+watch of one scope; iterate `events()` until `stop` is set."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        namespace: str | None,
+        cfg: WatchConfig,
+        stop: threading.Event,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.cfg = cfg
+        self.stop = stop
+        self.stats = WatchStats()
+        self.resource_version: str | None = None
+        self.synced = threading.Event()  # set after the first complete list
+        self._rng = rng or random.Random()
+        self._failures = 0
+
+    @property
+    def scope(self) -> str:
+        return self.namespace or "*"
+
+    def events(self) -> Iterator[WatchEvent]:
+        """Pod events forever (until stop), relisting and reconnecting as needed."""
+        while not self.stop.is_set():
+            try:
+                if self.resource_version is None:
+                    yield from self._list()
+                yield from self._watch()
+            except WatchExpiredError as e:
+                self.stats.expired += 1
+                logger.info(
+                    "watch expired (410 Gone), listing again",
+                    extra={
+                        "namespace": self.scope,
+                        "resource_version": self.resource_version,
+                        "error": e.message,
+                    },
+                )
+                self.resource_version = None
+            except KubeError as e:
+                self._on_error(e)
+
+    def _list(self) -> Iterator[WatchEvent]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        rv = ""
+        while True:
+            page = self.kube.list_pods(
+                self.namespace, limit=self.cfg.list_page_size, continue_token=token
+            )
+            items.extend(page.items)
+            rv = rv or page.resource_version  # every page of one list shares the first's version
+            token = page.continue_token
+            if not token:
+                break
+            if self.stop.is_set():
+                return
+        self.stats.lists += 1
+        self._failures = 0
+        logger.info(
+            "listed pods",
+            extra={"namespace": self.scope, "count": len(items), "resource_version": rv},
+        )
+        uids = frozenset(u for u in map(_uid, items) if u)
+        for pod in items:
+            yield WatchEvent("ADDED", pod)
+        self.resource_version = rv or None
+        self.synced.set()
+        yield WatchEvent(LISTED, listed_uids=uids)
+
+    def _watch(self) -> Iterator[WatchEvent]:
+        if self.resource_version is None:
+            return
+        self.stats.watches += 1
+        logger.debug(
+            "watching pods",
+            extra={"namespace": self.scope, "resource_version": self.resource_version},
+        )
+        for raw in self.kube.stream_watch(
+            self.namespace,
+            resource_version=self.resource_version,
+            timeout_s=self.cfg.timeout_s,
+            idle_timeout_s=self.cfg.idle_timeout_s,
+        ):
+            if self.stop.is_set():
+                return
+            kind, obj = raw.get("type"), raw.get("object")
+            if kind == "ERROR":
+                raise kube_error_from_status(obj)
+            rv = _resource_version(obj)
+            if kind == "BOOKMARK":
+                if rv:
+                    self.resource_version = rv
+                continue
+            if kind not in POD_EVENTS or not isinstance(obj, dict):
+                logger.warning(
+                    "unknown watch event skipped",
+                    extra={"namespace": self.scope, "type": str(kind)[:40]},
+                )
+                continue
+            self._failures = 0
+            self.stats.events += 1
+            yield WatchEvent(str(kind), obj)
+            # Remember the version only once the event was handled: a crash in between must
+            # replay it, not skip it.
+            if rv:
+                self.resource_version = rv
+
+    def _on_error(self, e: KubeError) -> None:
+        self.stats.errors += 1
+        self._failures += 1
+        verb = "list" if self.resource_version is None else "watch"
+        extra = {
+            "namespace": self.scope,
+            "verb": verb,
+            "status": e.status,
+            "reason": e.reason,
+            "error": e.message,
+            "attempt": self._failures,
+        }
+        if e.status in (401, 403):
+            wait = self.cfg.max_backoff_s
+            if e.status == 401:
+                logger.error(
+                    "API server rejected the servo's credentials (401 Unauthorized)", extra=extra
+                )
+            else:
+                logger.error(
+                    "RBAC forbids the servo this verb on pods in this namespace"
+                    " (403 Forbidden): grant get, list, watch and patch on pods",
+                    extra=extra,
+                )
+        elif is_retryable(e):
+            wait = backoff_s(
+                self._failures, max_s=self.cfg.max_backoff_s, jitter=self._rng.random()
+            )
+            logger.warning("watch failed, will retry", extra={**extra, "wait_s": round(wait, 3)})
+        else:
+            wait = self.cfg.max_backoff_s
+            logger.error("watch failed with an unexpected API answer, will retry", extra=extra)
+        self.stop.wait(wait)

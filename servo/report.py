@@ -82,7 +82,7 @@ class Reporter:
         self._abort = threading.Event()
         self._workers: list[threading.Thread] = []
         self._wait = wait or RetryAfterWait(
-            wait_exponential_jitter(initial=0.5, max=cfg.max_backoff_s), cfg.max_backoff_s
+            wait_exponential_jitter(max=cfg.max_backoff_s), cfg.max_backoff_s
         )
 
     # -- one send, with retries -------------------------------------------------------------

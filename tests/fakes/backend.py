@@ -46,7 +46,7 @@ class _Headers(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
@@ -97,6 +97,9 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    # The default backlog of 5 drops SYNs when many clients connect at once; the retransmit
+    # then costs the client a whole second.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], backend: RecordingBackend) -> None:
         self.backend = backend

@@ -1,0 +1,1 @@
+"""Checks of what users deploy: the example/ manifests and the Dockerfiles."""

@@ -1,0 +1,92 @@
+"""The servo as a process: `servo --help`, exit 2 on bad config, a real run ended by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.fakes.backend import RecordingBackend
+from tests.fakes.kubeapi import KubeEmulator
+from tests.helpers import job_pod, set_running, set_terminated
+
+SERVO = [sys.executable, "-m", "servo"]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTUNE_", "POD_NAMESP"))}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    env.update(extra)
+    return env
+
+
+def test_help_lists_commands_and_environment() -> None:
+    out = subprocess.run([*SERVO, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "OPTUNE_URL" in out and "POD_NAMESPACES" in out and "run" in out
+
+
+def test_bad_config_exits_2_naming_every_problem() -> None:
+    proc = subprocess.run(
+        [*SERVO],
+        capture_output=True,
+        text=True,
+        env=clean_env(OPTUNE_URL="ftp://x/{nope}", POD_NAMESPACES=",", OPTUNE_DEBUG="x",
+                      OPTUNE_APP_ID="spec/[a,b]"),
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    for name in ("OPTUNE_URL", "POD_NAMESPACES", "OPTUNE_DEBUG", "OPTUNE_APP_ID"):
+        assert name in proc.stderr
+    assert "{nope}" in proc.stderr
+
+
+def test_missing_url_exits_2_and_says_it_is_required() -> None:
+    proc = subprocess.run([*SERVO, "run"], capture_output=True, text=True, env=clean_env(),
+                          timeout=60)
+    assert proc.returncode == 2
+    assert "OPTUNE_URL is not set: it is required" in proc.stderr
+
+
+def test_missing_kubeconfig_exits_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*SERVO, "--kubeconfig", str(tmp_path / "nope.yaml")],
+        capture_output=True, text=True, timeout=60,
+        env=clean_env(OPTUNE_URL="http://127.0.0.1:9/{app_id}"),
+    )
+    assert proc.returncode == 2
+    assert "Kubernetes credentials" in proc.stderr
+
+
+def test_process_measures_a_job_and_says_goodbye_on_sigterm(tmp_path: Path) -> None:
+    with KubeEmulator() as emu, RecordingBackend() as backend:
+        kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
+        proc = subprocess.Popen(
+            [*SERVO, "--kubeconfig", str(kubeconfig)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(OPTUNE_URL=backend.url_template(), OPTUNE_ACCOUNT="acme",
+                          OPTUNE_AUTH_TOKEN="s3cret-token", POD_NAMESPACES="default"),
+        )
+        try:
+            assert backend.wait_for(lambda: bool(backend.events("HELLO")), 30)
+            emu.create_pod(job_pod("cli-job", jobid="CLI"))
+            emu.update_pod("default", "cli-job", set_running)
+            emu.update_pod("default", "cli-job", set_terminated)
+            assert backend.wait_for(lambda: bool(backend.events("MEASUREMENT")), 15)
+        finally:
+            time.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr
+        [m] = backend.events("MEASUREMENT")
+        assert m.param["annotations"]["pod"] == "cli-job"
+        [bye] = backend.events("GOODBYE")
+        assert bye.param == {"account": "acme", "reason": "SIGTERM"}
+        lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+        msgs = [line["msg"] for line in lines]
+        assert "servo starting" in msgs and "job measured" in msgs and "servo stopped" in msgs
+        assert "s3cret-token" not in stderr

@@ -173,6 +173,10 @@ class PodWatch:
                 self.resource_version = rv
 
     def _on_error(self, e: KubeError) -> None:
+        if self.stop.is_set():
+            # Shutdown closes the streams under us: expected, not worth a warning.
+            logger.debug("watch ended at shutdown", extra={"namespace": self.scope})
+            return
         self.stats.errors += 1
         self._failures += 1
         verb = "list" if self.resource_version is None else "watch"

@@ -26,12 +26,28 @@ def main() -> int:
         kubeconfig = emu.write_kubeconfig(Path(tmp) / "kubeconfig")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPTUNE_")}
         env.pop("KUBERNETES_SERVICE_HOST", None)
-        env.update(OPTUNE_URL=be.url_template(), OPTUNE_ACCOUNT="demo",
-                   OPTUNE_AUTH_TOKEN="demo-token", POD_NAMESPACES="default")
-        print(f"API emulator {emu.url}, backend {be.url}; starting: servo --kubeconfig ...",
-              file=sys.stderr)
-        servo = subprocess.Popen([sys.executable, "-m", "servo", "--kubeconfig", str(kubeconfig),
-                                  "--log-format", "text"], env=env)
+        env.update(
+            OPTUNE_URL=be.url_template(),
+            OPTUNE_ACCOUNT="demo",
+            OPTUNE_AUTH_TOKEN="demo-token",
+            POD_NAMESPACES="default",
+        )
+        print(
+            f"API emulator {emu.url}, backend {be.url}; starting: servo --kubeconfig ...",
+            file=sys.stderr,
+        )
+        servo = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "servo",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--log-format",
+                "text",
+            ],
+            env=env,
+        )
         try:
             if not be.wait_for(lambda: bool(be.events("HELLO")), 30):
                 print("servo did not say HELLO", file=sys.stderr)
@@ -40,10 +56,15 @@ def main() -> int:
             for name, jobid, code in (("train-ok", "JOB-1", 0), ("train-bad", "JOB-2", 1)):
                 emu.create_pod(job_pod(name, jobid=jobid))
                 emu.update_pod("default", name, set_running)
-                emu.update_pod("default", name, lambda p, c=code: set_terminated(
-                    p, exit_code=c, reason="Completed" if c == 0 else "Error"))
+                emu.update_pod(
+                    "default",
+                    name,
+                    lambda p, c=code: set_terminated(
+                        p, exit_code=c, reason="Completed" if c == 0 else "Error"
+                    ),
+                )
             emu.create_pod(job_pod("never-ran", jobid="JOB-3"))
-            emu.delete_pod("default", "never-ran")
+            emu.delete_pod("default", "never-ran", finalize=True)
             ok = be.wait_for(lambda: len(be.events("MEASUREMENT")) >= 3, 30)
         finally:
             servo.send_signal(signal.SIGTERM)

@@ -42,10 +42,18 @@ def set_running(pod: dict[str, Any], *, started: str = "2024-05-14T09:12:09Z") -
     pod["status"] = {
         "phase": "Running",
         "containerStatuses": [
-            {"name": "job", "state": {"running": {"startedAt": started}}, "ready": True,
-             "restartCount": 0},
-            {"name": "monitor", "state": {"running": {"startedAt": started}}, "ready": True,
-             "restartCount": 0},
+            {
+                "name": "job",
+                "state": {"running": {"startedAt": started}},
+                "ready": True,
+                "restartCount": 0,
+            },
+            {
+                "name": "monitor",
+                "state": {"running": {"startedAt": started}},
+                "ready": True,
+                "restartCount": 0,
+            },
         ],
     }
 
@@ -62,11 +70,24 @@ def set_terminated(
     pod["status"] = {
         "phase": phase,
         "containerStatuses": [
-            {"name": "monitor", "state": {"running": {"startedAt": started}}, "ready": True,
-             "restartCount": 0},
-            {"name": "job", "state": {"terminated": {"exitCode": exit_code, "reason": reason,
-                                                     "startedAt": started,
-                                                     "finishedAt": finished}},
-             "ready": False, "restartCount": 0},
+            {
+                "name": "monitor",
+                "state": {"running": {"startedAt": started}},
+                "ready": True,
+                "restartCount": 0,
+            },
+            {
+                "name": "job",
+                "state": {
+                    "terminated": {
+                        "exitCode": exit_code,
+                        "reason": reason,
+                        "startedAt": started,
+                        "finishedAt": finished,
+                    }
+                },
+                "ready": False,
+                "restartCount": 0,
+            },
         ],
     }

@@ -34,8 +34,12 @@ def test_bad_config_exits_2_naming_every_problem() -> None:
         [*SERVO],
         capture_output=True,
         text=True,
-        env=clean_env(OPTUNE_URL="ftp://x/{nope}", POD_NAMESPACES=",", OPTUNE_DEBUG="x",
-                      OPTUNE_APP_ID="spec/[a,b]"),
+        env=clean_env(
+            OPTUNE_URL="ftp://x/{nope}",
+            POD_NAMESPACES=",",
+            OPTUNE_DEBUG="x",
+            OPTUNE_APP_ID="spec/[a,b]",
+        ),
         timeout=60,
     )
     assert proc.returncode == 2
@@ -45,8 +49,9 @@ def test_bad_config_exits_2_naming_every_problem() -> None:
 
 
 def test_missing_url_exits_2_and_says_it_is_required() -> None:
-    proc = subprocess.run([*SERVO, "run"], capture_output=True, text=True, env=clean_env(),
-                          timeout=60)
+    proc = subprocess.run(
+        [*SERVO, "run"], capture_output=True, text=True, env=clean_env(), timeout=60
+    )
     assert proc.returncode == 2
     assert "OPTUNE_URL is not set: it is required" in proc.stderr
 
@@ -54,7 +59,9 @@ def test_missing_url_exits_2_and_says_it_is_required() -> None:
 def test_missing_kubeconfig_exits_2(tmp_path: Path) -> None:
     proc = subprocess.run(
         [*SERVO, "--kubeconfig", str(tmp_path / "nope.yaml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=clean_env(OPTUNE_URL="http://127.0.0.1:9/{app_id}"),
     )
     assert proc.returncode == 2
@@ -68,8 +75,12 @@ def test_process_measures_a_job_and_says_goodbye_on_sigterm(tmp_path: Path) -> N
             [*SERVO, "--kubeconfig", str(kubeconfig)],
             stderr=subprocess.PIPE,
             text=True,
-            env=clean_env(OPTUNE_URL=backend.url_template(), OPTUNE_ACCOUNT="acme",
-                          OPTUNE_AUTH_TOKEN="s3cret-token", POD_NAMESPACES="default"),
+            env=clean_env(
+                OPTUNE_URL=backend.url_template(),
+                OPTUNE_ACCOUNT="acme",
+                OPTUNE_AUTH_TOKEN="s3cret-token",
+                POD_NAMESPACES="default",
+            ),
         )
         try:
             assert backend.wait_for(lambda: bool(backend.events("HELLO")), 30)

@@ -14,15 +14,26 @@ from servo.models import Event
 from servo.report import Reporter
 from tests.fakes.backend import RecordingBackend
 
-EVENT = Event(id="uid-1:MEASUREMENT", event="MEASUREMENT", app_id="JOB 1/a",
-              param={"metrics": {"duration": {"value": 5, "unit": "s"}}, "annotations": {}})
+EVENT = Event(
+    id="uid-1:MEASUREMENT",
+    event="MEASUREMENT",
+    app_id="JOB 1/a",
+    param={"metrics": {"duration": {"value": 5, "unit": "s"}}, "annotations": {}},
+)
 
 
-def reporter(backend: RecordingBackend, *, token: str | None = "t0k3n", fast: bool = True,
-             **kw: float) -> Reporter:
-    cfg = ReportConfig(url_template=backend.url_template(), account="acme", auth_token=token,
-                       timeout_s=kw.get("timeout_s", 2.0), deadline_s=kw.get("deadline_s", 10.0),
-                       max_backoff_s=kw.get("max_backoff_s", 5.0), workers=2)
+def reporter(
+    backend: RecordingBackend, *, token: str | None = "t0k3n", fast: bool = True, **kw: float
+) -> Reporter:
+    cfg = ReportConfig(
+        url_template=backend.url_template(),
+        account="acme",
+        auth_token=token,
+        timeout_s=kw.get("timeout_s", 2.0),
+        deadline_s=kw.get("deadline_s", 10.0),
+        max_backoff_s=kw.get("max_backoff_s", 5.0),
+        workers=2,
+    )
     return Reporter(cfg, wait=wait_none() if fast else None)
 
 
@@ -43,8 +54,9 @@ def test_no_token_means_no_authorization_header(backend: RecordingBackend) -> No
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
-def test_retryable_statuses_are_retried_then_delivered(backend: RecordingBackend,
-                                                       status: int) -> None:
+def test_retryable_statuses_are_retried_then_delivered(
+    backend: RecordingBackend, status: int
+) -> None:
     backend.fail_next(2, status)
     reporter(backend).send(EVENT)
     assert [r.event_id for r in backend.received] == [EVENT.id] * 3
@@ -105,14 +117,16 @@ def test_workers_deliver_queued_events_and_log_without_the_token(
         r.submit(Event(id=f"u{i}:MEASUREMENT", event="MEASUREMENT", app_id="a", param={}))
     r.close(grace_s=10)
     assert sorted(x.event_id or "" for x in backend.accepted) == sorted(
-        f"u{i}:MEASUREMENT" for i in range(20))
+        f"u{i}:MEASUREMENT" for i in range(20)
+    )
     assert r.counts.sent == 20 and r.counts.failed == 0
     assert any(rec.message == "report failed, will retry" for rec in caplog.records)
     assert "t0k3n" not in caplog.text
 
 
-def test_gave_up_is_logged_and_counted(backend: RecordingBackend,
-                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_gave_up_is_logged_and_counted(
+    backend: RecordingBackend, caplog: pytest.LogCaptureFixture
+) -> None:
     backend.fail_next(1, 400, body=b"schema mismatch")
     r = reporter(backend)
     r.start()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,8 +30,13 @@ class RunningServo:
         self.servo, self.stop_event, self.thread = servo, stop, thread
 
     def synced(self, timeout_s: float = 10) -> bool:
-        return all(s.watch.synced.wait(timeout_s) for s in self.servo.scopes) and bool(
-            self.servo.scopes)
+        # The scopes exist once run() has started in its thread; then each lists once.
+        deadline = time.monotonic() + timeout_s
+        while not self.servo.scopes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return bool(self.servo.scopes) and all(
+            s.watch.synced.wait(max(0.0, deadline - time.monotonic())) for s in self.servo.scopes
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -64,8 +70,9 @@ def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
         cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
         servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
         stop = threading.Event()
-        thread = threading.Thread(target=servo.run, args=(stop,), kwargs={"grace_s": 5},
-                                  daemon=True)
+        thread = threading.Thread(
+            target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True
+        )
         thread.start()
         r = RunningServo(servo, stop, thread)
         running.append(r)
@@ -83,9 +90,13 @@ def run_job(emu: KubeEmulator, pod: dict[str, Any], *, exit_code: int = 0) -> di
     created = emu.create_pod(pod)
     ns, name = created["metadata"]["namespace"], created["metadata"]["name"]
     emu.update_pod(ns, name, set_running)
-    emu.update_pod(ns, name, lambda p: set_terminated(p, exit_code=exit_code,
-                                                      reason="Completed" if exit_code == 0
-                                                      else "Error"))
+    emu.update_pod(
+        ns,
+        name,
+        lambda p: set_terminated(
+            p, exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error"
+        ),
+    )
     return created
 
 
@@ -95,13 +106,14 @@ def measurements(backend: RecordingBackend) -> list[Any]:
 
 def wait_measured(backend: RecordingBackend, count: int, timeout_s: float = 15) -> list[Any]:
     assert backend.wait_for(lambda: len(measurements(backend)) >= count, timeout_s), (
-        f"expected {count} measurements, got {len(measurements(backend))}")
+        f"expected {count} measurements, got {len(measurements(backend))}"
+    )
     return measurements(backend)
 
 
-def test_finished_job_gives_exactly_one_measurement(emu: KubeEmulator,
-                                                    backend: RecordingBackend,
-                                                    start_servo: Any) -> None:
+def test_finished_job_gives_exactly_one_measurement(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     servo = start_servo()
     pod = run_job(emu, job_pod("train-1", jobid="JOB-42"), exit_code=3)
     [m] = wait_measured(backend, 1)
@@ -115,8 +127,9 @@ def test_finished_job_gives_exactly_one_measurement(emu: KubeEmulator,
     assert ann["namespace"] == "default" and ann["pod"] == "train-1"
     assert ann["uid"] == pod["metadata"]["uid"]
     # More events for the same pod (status churn, deletion) change nothing.
-    emu.update_pod("default", "train-1", lambda p: p["metadata"].setdefault("labels", {})
-                   .update(touched="yes"))
+    emu.update_pod(
+        "default", "train-1", lambda p: p["metadata"].setdefault("labels", {}).update(touched="yes")
+    )
     emu.delete_pod("default", "train-1")
     servo.stop()
     assert len(measurements(backend)) == 1
@@ -125,9 +138,9 @@ def test_finished_job_gives_exactly_one_measurement(emu: KubeEmulator,
     assert backend.accepted[-1].param == {"account": "acme", "reason": "exit"}
 
 
-def test_non_job_pods_and_other_namespaces_give_nothing(emu: KubeEmulator,
-                                                        backend: RecordingBackend,
-                                                        start_servo: Any) -> None:
+def test_non_job_pods_and_other_namespaces_give_nothing(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     servo = start_servo()
     run_job(emu, job_pod("plain", jobid=None))
     run_job(emu, job_pod("elsewhere", namespace="kube-system", jobid="JOB-X"))
@@ -138,29 +151,33 @@ def test_non_job_pods_and_other_namespaces_give_nothing(emu: KubeEmulator,
     assert len(measurements(backend)) == 1
 
 
-def test_all_namespaces_with_star(emu: KubeEmulator, backend: RecordingBackend,
-                                  start_servo: Any) -> None:
+def test_all_namespaces_with_star(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     servo = start_servo(POD_NAMESPACES="*")
     run_job(emu, job_pod("a", namespace="team-a", jobid="A"))
     run_job(emu, job_pod("b", namespace="team-b", jobid="B"))
     got = wait_measured(backend, 2)
     assert sorted(m.param["annotations"]["namespace"] for m in got) == ["team-a", "team-b"]
-    assert any(r.path == "/api/v1/pods" and r.query.get("watch") in ("true", "1", "True")
-               for r in emu.requests)
+    assert any(
+        r.path == "/api/v1/pods" and r.query.get("watch") in ("true", "1", "True")
+        for r in emu.requests
+    )
     servo.stop()
 
 
-def test_job_finished_before_the_servo_started_is_measured(emu: KubeEmulator,
-                                                           backend: RecordingBackend,
-                                                           start_servo: Any) -> None:
+def test_job_finished_before_the_servo_started_is_measured(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     run_job(emu, job_pod("early", jobid="E"))
     start_servo()
     [m] = wait_measured(backend, 1)
     assert m.param["annotations"]["pod"] == "early"
 
 
-def test_watch_uses_list_version_and_bookmarks(emu: KubeEmulator, backend: RecordingBackend,
-                                               start_servo: Any) -> None:
+def test_watch_uses_list_version_and_bookmarks(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     emu.create_pod(job_pod("x", jobid="X"))
     listed_rv = emu.resource_version
     start_servo(POD_NAMESPACES="default")
@@ -173,13 +190,17 @@ def test_watch_uses_list_version_and_bookmarks(emu: KubeEmulator, backend: Recor
     assert emu.wait_for(lambda: sum(1 for r in emu.requests if r.query.get("watch")) >= 2, 10)
     rewatches = [r for r in emu.requests if r.query.get("watch")][1:]
     assert all(int(r.query["resourceVersion"]) >= int(listed_rv) for r in rewatches)
-    lists = [r for r in emu.requests if r.method == "GET" and not r.query.get("watch")
-             and r.path.endswith("/pods")]
+    lists = [
+        r
+        for r in emu.requests
+        if r.method == "GET" and not r.query.get("watch") and r.path.endswith("/pods")
+    ]
     assert len(lists) == 1, "a normal end of stream must not relist"
 
 
-@pytest.mark.parametrize("fault", ["drop", "drop_after", "expire", "expire_http", "split",
-                                   "errors"])
+@pytest.mark.parametrize(
+    "fault", ["drop", "drop_after", "expire", "expire_http", "split", "errors"]
+)
 def test_faults_still_give_exactly_one_measurement_per_job(
     emu: KubeEmulator, backend: RecordingBackend, start_servo: Any, fault: str
 ) -> None:
@@ -215,20 +236,21 @@ def test_faults_still_give_exactly_one_measurement_per_job(
     assert len(got) == jobs
 
 
-def test_pod_deleted_before_it_ran(emu: KubeEmulator, backend: RecordingBackend,
-                                   start_servo: Any) -> None:
+def test_pod_deleted_before_it_ran(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     start_servo()
     emu.create_pod(job_pod("never", jobid="N"))
     assert emu.wait_for(lambda: any(r.query.get("watch") for r in emu.requests))
-    emu.delete_pod("default", "never")
+    emu.delete_pod("default", "never", finalize=True)
     [m] = wait_measured(backend, 1)
     assert m.param["status"] == "failed"
     assert m.param["message"] == "job deleted before it ran"
 
 
-def test_backend_503_twice_then_200_is_delivered_once(emu: KubeEmulator,
-                                                      backend: RecordingBackend,
-                                                      start_servo: Any) -> None:
+def test_backend_503_twice_then_200_is_delivered_once(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     start_servo()
     assert backend.wait_for(lambda: bool(backend.events("HELLO")))
     backend.fail_next(2, 503)
@@ -238,8 +260,9 @@ def test_backend_503_twice_then_200_is_delivered_once(emu: KubeEmulator,
     assert len(tries) == 3 and len(measurements(backend)) == 1
 
 
-def test_no_token_means_no_authorization_header(emu: KubeEmulator, backend: RecordingBackend,
-                                                start_servo: Any) -> None:
+def test_no_token_means_no_authorization_header(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
     start_servo(OPTUNE_AUTH_TOKEN="")
     run_job(emu, job_pod("anon", jobid="A"))
     [m] = wait_measured(backend, 1)
@@ -251,8 +274,14 @@ def test_forbidden_namespace_is_logged_and_others_still_work(
 ) -> None:
     caplog.set_level(logging.INFO)
     emu.deny("list", "batch")
-    cfg = load_config({"OPTUNE_URL": backend.url_template(), "OPTUNE_ACCOUNT": "acme",
-                       "POD_NAMESPACES": "default,batch", "OPTUNE_WATCH_MAX_BACKOFF": "0.2"})
+    cfg = load_config(
+        {
+            "OPTUNE_URL": backend.url_template(),
+            "OPTUNE_ACCOUNT": "acme",
+            "POD_NAMESPACES": "default,batch",
+            "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
+        }
+    )
     s = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
     stop = threading.Event()
     t = threading.Thread(target=s.run, args=(stop,), kwargs={"grace_s": 2}, daemon=True)
@@ -260,9 +289,15 @@ def test_forbidden_namespace_is_logged_and_others_still_work(
     try:
         run_job(emu, job_pod("ok", jobid="OK"))
         wait_measured(backend, 1)
-        assert emu.wait_for(lambda: any(
-            getattr(r, "status", None) == 403 and getattr(r, "verb", None) == "list"
-            and getattr(r, "namespace", None) == "batch" for r in caplog.records), 5)
+        assert emu.wait_for(
+            lambda: any(
+                getattr(r, "status", None) == 403
+                and getattr(r, "verb", None) == "list"
+                and getattr(r, "namespace", None) == "batch"
+                for r in caplog.records
+            ),
+            5,
+        )
         [rec, *_] = [r for r in caplog.records if getattr(r, "status", None) == 403]
         assert rec.levelno == logging.ERROR and "RBAC" in rec.getMessage()
         assert "cannot list resource" in rec.__dict__["error"]
@@ -271,19 +306,26 @@ def test_forbidden_namespace_is_logged_and_others_still_work(
         t.join(timeout=30)
 
 
-def test_unauthorized_is_logged(emu: KubeEmulator, backend: RecordingBackend,
-                                caplog: pytest.LogCaptureFixture) -> None:
+def test_unauthorized_is_logged(
+    emu: KubeEmulator, backend: RecordingBackend, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
-    cfg = load_config({"OPTUNE_URL": backend.url_template(), "OPTUNE_ACCOUNT": "acme",
-                       "OPTUNE_WATCH_MAX_BACKOFF": "0.2"})
+    cfg = load_config(
+        {
+            "OPTUNE_URL": backend.url_template(),
+            "OPTUNE_ACCOUNT": "acme",
+            "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
+        }
+    )
     with KubeEmulator(token="right") as secured:
         s = Servo(cfg, KubeClient(secured.api_client(token="wrong")), Reporter(cfg.report))
         stop = threading.Event()
         t = threading.Thread(target=s.run, args=(stop,), kwargs={"grace_s": 2}, daemon=True)
         t.start()
         try:
-            assert secured.wait_for(lambda: any(
-                getattr(r, "status", None) == 401 for r in caplog.records), 5)
+            assert secured.wait_for(
+                lambda: any(getattr(r, "status", None) == 401 for r in caplog.records), 5
+            )
             [rec, *_] = [r for r in caplog.records if getattr(r, "status", None) == 401]
             assert rec.levelno == logging.ERROR and "401" in rec.getMessage()
             assert rec.__dict__["namespace"] == "default"

@@ -42,7 +42,9 @@ def test_value_from_entry_is_not_a_job_and_says_why() -> None:
     assert "no 'value'" in result.why and "valueFrom" in result.why
 
 
-@pytest.mark.parametrize("obj", [None, 3, "text", [], {}, {"spec": None}, {"spec": {"containers": "x"}}])
+@pytest.mark.parametrize(
+    "obj", [None, 3, "text", [], {}, {"spec": None}, {"spec": {"containers": "x"}}]
+)
 def test_resolve_never_raises_on_odd_objects(obj: Any) -> None:
     assert resolve_app_id(obj, parse_app_id_query("spec/containers/0/env/[JOBID]")).value is None
 

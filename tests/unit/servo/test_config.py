@@ -101,8 +101,14 @@ def test_every_problem_is_listed_at_once() -> None:
         }
     )
     text = "\n".join(found)
-    for name in ("OPTUNE_URL", "POD_NAMESPACES", "OPTUNE_APP_ID", "OPTUNE_SEND_TIMEOUT",
-                 "OPTUNE_DEBUG", "SELF_IP"):
+    for name in (
+        "OPTUNE_URL",
+        "POD_NAMESPACES",
+        "OPTUNE_APP_ID",
+        "OPTUNE_SEND_TIMEOUT",
+        "OPTUNE_DEBUG",
+        "SELF_IP",
+    ):
         assert name in text, name
     assert len(found) >= 7  # unknown placeholder and bad scheme are two problems
 

@@ -97,13 +97,29 @@ def test_not_a_job_says_why() -> None:
         {},
         {"metadata": None},
         {"metadata": {"uid": "u", "name": "n"}, "spec": "broken"},
-        {"metadata": {"uid": "u", "name": "n"},
-         "spec": {"containers": [{"name": "c", "env": [{"name": "JOBID", "value": "x"}]}]},
-         "status": {"containerStatuses": "nope"}},
-        {"metadata": {"uid": "u", "name": "n", "creationTimestamp": "yesterday"},
-         "spec": {"containers": [{"name": "c", "env": [{"name": "JOBID", "value": "x"}]}]},
-         "status": {"containerStatuses": [{"name": "c", "state": {"terminated": {
-             "exitCode": "zero", "startedAt": 5, "finishedAt": "garbage"}}}]}},
+        {
+            "metadata": {"uid": "u", "name": "n"},
+            "spec": {"containers": [{"name": "c", "env": [{"name": "JOBID", "value": "x"}]}]},
+            "status": {"containerStatuses": "nope"},
+        },
+        {
+            "metadata": {"uid": "u", "name": "n", "creationTimestamp": "yesterday"},
+            "spec": {"containers": [{"name": "c", "env": [{"name": "JOBID", "value": "x"}]}]},
+            "status": {
+                "containerStatuses": [
+                    {
+                        "name": "c",
+                        "state": {
+                            "terminated": {
+                                "exitCode": "zero",
+                                "startedAt": 5,
+                                "finishedAt": "garbage",
+                            }
+                        },
+                    }
+                ]
+            },
+        },
     ],
 )
 def test_partial_and_broken_pods_never_raise(pod: dict[str, Any]) -> None:
@@ -118,8 +134,12 @@ def _f(**kw: Any) -> PodFacts:
     return replace(base, **kw)
 
 
-T, R, W, U = (ContainerState.TERMINATED, ContainerState.RUNNING, ContainerState.WAITING,
-              ContainerState.UNKNOWN)
+T, R, W, U = (
+    ContainerState.TERMINATED,
+    ContainerState.RUNNING,
+    ContainerState.WAITING,
+    ContainerState.UNKNOWN,
+)
 
 
 @pytest.mark.parametrize(
@@ -176,8 +196,14 @@ def test_measurement_on_delete(kw: dict[str, Any], message: str | None) -> None:
 
 def test_start_error_zero_time_counts_as_never_started() -> None:
     pod = job_pod()
-    set_terminated(pod, started="1970-01-01T00:00:00Z", finished="1970-01-01T00:00:00Z",
-                   exit_code=128, reason="StartError", phase="Failed")
+    set_terminated(
+        pod,
+        started="1970-01-01T00:00:00Z",
+        finished="1970-01-01T00:00:00Z",
+        exit_code=128,
+        reason="StartError",
+        phase="Failed",
+    )
     m = measurement_from_facts(facts(pod))
     assert m.failure == NEVER_RAN_MESSAGE and m.annotations["reason"] == "StartError"
 

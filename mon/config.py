@@ -1,0 +1,205 @@
+"""Configuration: one frozen object built from the environment and validated at start.
+
+`load_config(environ)` is the only reader of the environment. It collects every problem and raises
+one ConfigError listing them all; `__main__` prints it and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from mon.errors import ConfigError
+
+# The servo's stats receiver port in the original design (the monitor POSTed to <target>:8080).
+STATS_PORT = 8080
+# A pod UID as the Downward API gives it (a UUID); underscores are accepted for the systemd form.
+_UID_RE = re.compile(r"^[0-9a-fA-F][0-9a-fA-F_-]{7,63}$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+LOG_FORMATS = ("json", "text")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the monitor needs, validated."""
+
+    # The pod UID (Downward API metadata.uid): finds the pod cgroup and is the POST's "id".
+    pod_uid: str
+    # Explicit pod cgroup path below each controller root (the original's OPTUNE_CGROUP_PATH,
+    # e.g. /kubepods/burstable/pod<uid>); None means find it by the UID.
+    cgroup_path: str | None
+    # The host's /sys mounted read-only into the pod; cgroups are at <sys_root>/fs/cgroup.
+    sys_root: Path = Path("/rsys")
+    # This container's own /proc: /proc/self/cgroup and /proc/self/mountinfo tell which sibling
+    # cgroups are the monitor itself and the pod sandbox (pause).
+    proc_root: Path = Path("/proc")
+    # Kubernetes reads this file after the container exits (state.terminated.message).
+    termination_log: Path = Path("/dev/termination-log")
+    # The servo's stats receiver; None means the termination message is the only channel.
+    stats_url: str | None = None
+    # Per-pod bearer token for the receiver; None sends no Authorization header.
+    stats_token: str | None = None
+    # Wait between checks for exited siblings and memory.current samples; 1 s keeps the
+    # monitor's own CPU cost negligible, SIGTERM wakes it at once anyway.
+    poll_interval_s: float = 1.0
+    # How deep below the cgroup root the pod directory is searched for when the kubelet's fixed
+    # paths miss (kubepods nested under another slice); pod dirs sit at depth 2-4 in practice.
+    search_depth: int = 5
+    # The pod shares one process namespace (shareProcessNamespace: true): processes are visible.
+    shared_pid_namespace: bool = False
+    # Finish by itself when every other container exited (plain sidecars before Kubernetes 1.29).
+    watch_siblings: bool = True
+    # Per-try timeout of the POST; short, since the pod is dying.
+    post_timeout_s: float = 1.0
+    # POST tries and overall deadline: a few seconds stays well inside the grace period.
+    post_attempts: int = 3
+    post_deadline_s: float = 3.0
+    # "json" lines on stderr (default) or "text" for people.
+    log_format: str = "json"
+    # OPTUNE_DEBUG > 0 logs every poll at DEBUG.
+    debug: bool = False
+
+
+def _get(
+    environ: Mapping[str, str],
+    name: str,
+    parse: Callable[[str], T],
+    default: T,
+    problems: list[str],
+    expected: str,
+) -> T:
+    raw = environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return parse(raw.strip())
+    except ValueError:
+        problems.append(f"{name}={raw!r}: expected {expected}")
+        return default
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _bounded(parse: Callable[[str], T], lo: float, hi: float) -> Callable[[str], T]:
+    def inner(raw: str) -> T:
+        value = parse(raw)
+        if not lo <= value <= hi:  # type: ignore[operator]
+            raise ValueError(raw)
+        return value
+
+    return inner
+
+
+def _check_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def stats_url_for_host(host: str) -> str:
+    """The receiver URL for a bare host or IP, as the original built it: http://<host>:8080/."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass
+    return f"http://{host}:{STATS_PORT}/"
+
+
+def load_config(environ: Mapping[str, str]) -> Config:
+    """Build the Config from `environ`; raise one ConfigError listing every problem."""
+    problems: list[str] = []
+
+    uid = (environ.get("OPTUNE_POD_UID") or environ.get("OPTUNE_SELF_ID") or "").strip()
+    cgroup_path = (environ.get("OPTUNE_CGROUP_PATH") or "").strip() or None
+    if not uid:
+        problems.append(
+            "OPTUNE_POD_UID is not set: expected the pod UID "
+            "(env valueFrom fieldRef metadata.uid); OPTUNE_SELF_ID is the older name"
+        )
+    elif cgroup_path is None and not _UID_RE.match(uid):
+        problems.append(f"OPTUNE_POD_UID={uid!r}: expected a pod UID like 3f1c2a4e-...-...")
+
+    stats_url = (environ.get("OPTUNE_STATS_URL") or "").strip() or None
+    if stats_url is None:
+        host = (environ.get("REPORT_TARGET") or environ.get("SELF_IP") or "").strip()
+        stats_url = stats_url_for_host(host) if host else None
+    if stats_url is not None and not _check_url(stats_url):
+        problems.append(f"OPTUNE_STATS_URL={stats_url!r}: expected http(s)://host[:port]/path")
+
+    log_format = environ.get("OPTUNE_LOG_FORMAT", "json").strip().lower()
+    if log_format not in LOG_FORMATS:
+        problems.append(f"OPTUNE_LOG_FORMAT={log_format!r}: expected one of {LOG_FORMATS}")
+
+    def path(name: str, default: str) -> Path:
+        raw = (environ.get(name) or "").strip()
+        if raw and not raw.startswith("/"):
+            problems.append(f"{name}={raw!r}: expected an absolute path")
+        return Path(raw or default)
+
+    poll = _get(
+        environ, "OPTUNE_POLL_INTERVAL", _bounded(float, 0.01, 3600.0), 1.0, problems,
+        "seconds between 0.01 and 3600",
+    )
+    depth = _get(
+        environ, "OPTUNE_CGROUP_SEARCH_DEPTH", _bounded(int, 1, 12), 5, problems,
+        "an integer between 1 and 12",
+    )
+    shared = _get(
+        environ, "OPTUNE_SHARED_PID_NAMESPACE", _parse_bool, False, problems, "true or false"
+    )
+    siblings = _get(environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, True, problems, "true or false")
+    post_timeout = _get(
+        environ, "OPTUNE_POST_TIMEOUT", _bounded(float, 0.1, 60.0), 1.0, problems,
+        "seconds between 0.1 and 60",
+    )
+    debug = _get(environ, "OPTUNE_DEBUG", _bounded(int, 0, 5), 0, problems, "an integer 0..5")
+
+    config = Config(
+        pod_uid=uid,
+        cgroup_path=cgroup_path,
+        sys_root=path("OPTUNE_SYS_ROOT", "/rsys"),
+        proc_root=path("OPTUNE_PROC_ROOT", "/proc"),
+        termination_log=path("OPTUNE_TERMINATION_LOG", "/dev/termination-log"),
+        stats_url=stats_url,
+        stats_token=(environ.get("OPTUNE_STATS_TOKEN") or "").strip() or None,
+        poll_interval_s=poll,
+        search_depth=depth,
+        shared_pid_namespace=shared,
+        watch_siblings=siblings,
+        post_timeout_s=post_timeout,
+        log_format=log_format,
+        debug=debug > 0,
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def describe(config: Config) -> dict[str, object]:
+    """The effective config for the start-up log line, the token masked."""
+    return {
+        "pod_uid": config.pod_uid,
+        "cgroup_path": config.cgroup_path,
+        "sys_root": str(config.sys_root),
+        "termination_log": str(config.termination_log),
+        "stats_url": config.stats_url,
+        "stats_token": "***" if config.stats_token else None,
+        "poll_interval_s": config.poll_interval_s,
+        "shared_pid_namespace": config.shared_pid_namespace,
+        "watch_siblings": config.watch_siblings,
+    }

@@ -7,8 +7,11 @@ the loop goes on.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import math
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,8 +22,10 @@ from servo.kube import KubeClient
 from servo.logs import pod_logger
 from servo.models import Event, Measurement
 from servo.pods import facts_from_pod
+from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
-from servo.tracker import Tracker
+from servo.stats import MonitorStats
+from servo.tracker import StatsVerdict, Tracker
 from servo.watch import LISTED, PodWatch, WatchEvent
 
 logger = logging.getLogger(__name__)
@@ -30,6 +35,8 @@ GLOBAL_APP_ID = "_global_"
 # terminationGracePeriodSeconds is 30 s; keep a margin for GOODBYE).
 DEFAULT_GRACE_S = 20.0
 GOODBYE_DEADLINE_S = 5.0
+# How often waits for monitor stats are checked for their deadline.
+STATS_WAIT_TICK_S = 0.25
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -57,10 +64,16 @@ class Scope:
 class Servo:
     """Wires watches, trackers and the reporter; `run(stop)` returns after a clean shutdown."""
 
-    def __init__(self, cfg: Config, kube: KubeClient, reporter: Reporter) -> None:
+    def __init__(
+        self, cfg: Config, kube: KubeClient, reporter: Reporter, *, with_receiver: bool = True
+    ) -> None:
         self.cfg = cfg
         self.kube = kube
         self.reporter = reporter
+        self.with_receiver = with_receiver
+        self.receiver: StatsReceiver | None = None
+        # Trackers are fed by watch threads, receiver threads and the wait timer.
+        self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
         self.scopes: list[Scope] = []
         self.stop_reason = "exit"
@@ -68,11 +81,19 @@ class Servo:
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.reporter.start()
         self.reporter.submit(self._lifecycle_event("HELLO", None))
+        self._start_receiver()
+        waits = threading.Thread(
+            target=self._expire_waits, args=(stop,), name="stats-waits", daemon=True
+        )
+        waits.start()
         namespaces: list[str | None] = (
             [None] if self.cfg.watch.all_namespaces else list(self.cfg.watch.namespaces)
         )
         for ns in namespaces:
-            scope = Scope(PodWatch(self.kube, ns, self.cfg.watch, stop), Tracker())
+            scope = Scope(
+                PodWatch(self.kube, ns, self.cfg.watch, stop),
+                Tracker(stats_wait_s=self.cfg.stats.wait_s),
+            )
             scope.thread = threading.Thread(
                 target=self._run_scope,
                 args=(scope, stop),
@@ -88,6 +109,13 @@ class Servo:
         for scope in self.scopes:
             if scope.thread is not None:
                 scope.thread.join(timeout=5.0)
+        if self.receiver is not None:
+            self.receiver.stop()
+        waits.join(timeout=5.0)
+        # Jobs still waiting for stats go out now without them rather than be lost (until
+        # the durable outbox keeps them across restarts).
+        for m in self._expired(math.inf):
+            self.reporter.submit(measurement_event(m))
         self.reporter.close(grace_s=grace_s)
         try:
             self.reporter.send(
@@ -120,23 +148,37 @@ class Servo:
     def handle(self, tracker: Tracker, event: WatchEvent, stop: threading.Event) -> None:
         """Feed one watch event to the tracker and queue what it says is due."""
         if event.type == LISTED:
-            for m in tracker.relisted(event.listed_uids):
+            with self._lock:
+                vanished = tracker.relisted(event.listed_uids)
+            for m in vanished:
                 pod_logger(logger, m.job).warning(
                     "job pod vanished unmeasured", extra={"message_": m.failure}
                 )
                 self.reporter.submit(measurement_event(m), stop=stop)
             return
-        found = facts_from_pod(event.pod, self.cfg.app_id)
+        found = facts_from_pod(
+            event.pod, self.cfg.app_id, monitor_name=self.cfg.stats.monitor_container
+        )
         if found.facts is None:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("not a job pod", extra={"pod": pod_key(event.pod), "why": found.why})
             uid = (event.pod.get("metadata") or {}).get("uid")
             if isinstance(uid, str):
-                tracker.forget(uid)
+                with self._lock:
+                    tracker.forget(uid)
             return
-        due = tracker.observe(event.type, found.facts)
-        if due is None:
-            return
+        with self._lock:
+            due = tracker.observe(event.type, found.facts, time.monotonic())
+            waiting = due is None and found.facts.uid in tracker.awaiting
+        if waiting and logger.isEnabledFor(logging.DEBUG):
+            pod_logger(logger, found.facts).debug(
+                "job ended; waiting for the monitor's stats",
+                extra={"wait_s": self.cfg.stats.wait_s},
+            )
+        if due is not None:
+            self._send(due, stop)
+
+    def _send(self, due: Measurement, stop: threading.Event | None) -> None:
         log = pod_logger(logger, due.job)
         if due.failure is None:
             metrics = {k: v.value for k, v in due.metrics.items()}
@@ -150,3 +192,68 @@ class Servo:
                 extra={"why": due.failure, "reason": due.annotations.get("reason")},
             )
         self.reporter.submit(measurement_event(due), stop=stop)
+
+    # --- monitor stats --------------------------------------------------------------------
+
+    def _start_receiver(self) -> None:
+        if not self.with_receiver:
+            return
+        receiver = StatsReceiver(
+            self.accept_stats, bind=self.cfg.stats.bind, port=self.cfg.stats.port
+        )
+        try:
+            receiver.start()
+        except OSError as e:
+            # Termination messages still bring stats; only the POST channel is lost.
+            logger.error(
+                "stats receiver cannot listen; monitors' POSTs will fail, termination messages"
+                " still work",
+                extra={"bind": self.cfg.stats.bind, "port": self.cfg.stats.port, "error": str(e)},
+            )
+            return
+        self.receiver = receiver
+
+    def accept_stats(
+        self, uid: str, stats: MonitorStats, client_ip: str, token: str | None
+    ) -> Answer:
+        """A monitor's POST: only from its own pod (IP or per-pod token), for a known job."""
+        with self._lock:
+            tracker = next((s.tracker for s in self.scopes if s.tracker.job(uid)), None)
+            if tracker is None:
+                if any(uid in s.tracker.reported for s in self.scopes):
+                    return Answer(200, "already measured")
+                return Answer(404, f"no job pod with uid {uid} is being measured")
+            facts = tracker.job(uid)
+            assert facts is not None
+            by_ip = bool(facts.pod_ip) and client_ip == facts.pod_ip
+            by_token = bool(facts.stats_token and token) and hmac.compare_digest(
+                facts.stats_token.encode(), (token or "").encode()
+            )
+            if not (by_ip or by_token):
+                return Answer(403, "stats are accepted only from the pod itself or with its token")
+            verdict, due = tracker.stats_arrived(uid, stats)
+        pod_logger(logger, facts).info(
+            "stats received",
+            extra={
+                "channel": stats.channel,
+                "verdict": str(verdict),
+                "by": "ip" if by_ip else "token",
+            },
+        )
+        if due is not None:
+            self._send(due, None)
+        return Answer(200 if verdict is not StatsVerdict.KEPT else 202, str(verdict))
+
+    def _expired(self, now_s: float) -> list[Measurement]:
+        with self._lock:
+            return [m for s in self.scopes for m in s.tracker.expire(now_s)]
+
+    def _expire_waits(self, stop: threading.Event) -> None:
+        """Measure, without stats, the jobs whose monitor did not deliver in time."""
+        while not stop.wait(STATS_WAIT_TICK_S):
+            for m in self._expired(time.monotonic()):
+                pod_logger(logger, m.job).warning(
+                    "no stats from the monitor in time; measuring without them",
+                    extra={"wait_s": self.cfg.stats.wait_s},
+                )
+                self._send(m, stop)

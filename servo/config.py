@@ -71,6 +71,21 @@ class WatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StatsConfig:
+    """How the servo gets CPU and memory figures from the monitor sidecar."""
+
+    # Container name that marks a pod's monitor (the name the webhook injects it under).
+    monitor_container: str = "servo-monitor"
+    # After the job container ends, how long to wait for the monitor's stats before measuring
+    # without them: the monitor needs a moment to get its cue, read the cgroup and deliver.
+    wait_s: float = 30.0
+    # Port of the stats receiver; 8080 as in the original. 0 = any free port (tests).
+    port: int = 8080
+    # Address the receiver binds; all interfaces, since monitors reach it at the pod IP.
+    bind: str = "0.0.0.0"  # noqa: S104 - the receiver must be reachable from job pods
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the servo needs, validated."""
 
@@ -88,6 +103,8 @@ class Config:
     self_ip: str | None = None
     # Path of a kubeconfig file; None means in-cluster, then KUBECONFIG, then ~/.kube/config.
     kubeconfig: str | None = None
+    # Monitor stats: receiver and wait.
+    stats: StatsConfig = StatsConfig()
 
     def masked(self) -> dict[str, object]:
         """The effective configuration for a log line, secrets masked."""
@@ -104,6 +121,9 @@ class Config:
             "send_deadline_s": self.report.deadline_s,
             "send_workers": self.report.workers,
             "watch_timeout_s": self.watch.timeout_s,
+            "monitor_container": self.stats.monitor_container,
+            "stats_wait_s": self.stats.wait_s,
+            "stats_port": self.stats.port,
         }
 
 
@@ -181,9 +201,11 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
             ipaddress.ip_address(self_ip)
         except ValueError:
             env.problems.append(f"SELF_IP={self_ip!r}: expected an IP address (status.podIP)")
+    stats = _stats_config(env)
     if env.problems:
         raise ConfigError(env.problems)
     return Config(
+        stats=stats,
         report=report,
         watch=watch,
         app_id=app_id,
@@ -192,6 +214,28 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         log_format=log_format,
         self_ip=self_ip,
         kubeconfig=kubeconfig,
+    )
+
+
+def _stats_config(env: _Reader) -> StatsConfig:
+    port = env.number("OPTUNE_STATS_PORT", 8080, int, minimum=0)
+    if port > 65535:
+        env.problems.append(f"OPTUNE_STATS_PORT={port}: expected a port number 0..65535")
+    bind = env.text("OPTUNE_STATS_BIND") or "0.0.0.0"  # noqa: S104
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        env.problems.append(f"OPTUNE_STATS_BIND={bind!r}: expected an IP address to listen on")
+    monitor = env.text("OPTUNE_MONITOR_CONTAINER") or "servo-monitor"
+    if not _is_dns_label(monitor):
+        env.problems.append(
+            f"OPTUNE_MONITOR_CONTAINER={monitor!r}: not a container name (an RFC 1123 label)"
+        )
+    return StatsConfig(
+        monitor_container=monitor,
+        wait_s=env.number("OPTUNE_STATS_WAIT", 30.0, float, minimum=0),
+        port=port,
+        bind=bind,
     )
 
 

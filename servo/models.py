@@ -42,6 +42,14 @@ class PodFacts:
     exit_code: int | None = None
     term_reason: str = ""
     done_at: str | None = None
+    # The pod's IP: stats POSTed to the receiver are accepted from this address.
+    pod_ip: str = ""
+    # Name of the monitor container when the pod has one ("" = no monitor: measure at once).
+    monitor: str = ""
+    # The monitor's termination message (its stats as JSON) once it has terminated.
+    monitor_message: str = ""
+    # Per-pod token the monitor sends with its stats (env OPTUNE_STATS_TOKEN in its spec).
+    stats_token: str = ""
 
     @property
     def key(self) -> str:

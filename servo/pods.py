@@ -24,6 +24,10 @@ VANISHED_MESSAGE = "job deleted while the servo was not watching"
 DONE_AT_ANNOTATION = "done-at"
 PERF_OMITTED = "duration is 0 s (API timestamps have one-second resolution)"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
+# The container name under which the webhook injects the monitor (OPTUNE_MONITOR_CONTAINER).
+DEFAULT_MONITOR_NAME = "servo-monitor"
+# The monitor's env var holding its per-pod stats token.
+STATS_TOKEN_ENV = "OPTUNE_STATS_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,9 @@ def parse_timestamp(value: Any) -> float | None:
     return ts if ts > 0 else None
 
 
-def facts_from_pod(pod: RawPod, query: AppIdQuery) -> FactsResult:
+def facts_from_pod(
+    pod: RawPod, query: AppIdQuery, *, monitor_name: str = DEFAULT_MONITOR_NAME
+) -> FactsResult:
     """Extract the small record of a job pod; pods without an app id are not jobs."""
     meta = _map(pod.get("metadata"))
     uid, name = _str(meta.get("uid")), _str(meta.get("name"))
@@ -98,8 +104,43 @@ def facts_from_pod(pod: RawPod, query: AppIdQuery) -> FactsResult:
             exit_code=_int_or_none(term.get("exitCode")),
             term_reason=_str(term.get("reason")),
             done_at=done_at if isinstance(done_at, str) else None,
+            pod_ip=_str(status.get("podIP")),
+            **_monitor_facts(spec, status, monitor_name),
         )
     )
+
+
+def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str) -> dict[str, str]:
+    """The monitor container, as a plain container or a native sidecar (init container)."""
+    for containers, statuses in (
+        ("containers", "containerStatuses"),
+        ("initContainers", "initContainerStatuses"),
+    ):
+        for c in _list(spec.get(containers)):
+            if isinstance(c, Mapping) and c.get("name") == name and name:
+                token = next(
+                    (
+                        _str(e.get("value"))
+                        for e in _list(c.get("env"))
+                        if isinstance(e, Mapping) and e.get("name") == STATS_TOKEN_ENV
+                    ),
+                    "",
+                )
+                cstatus = next(
+                    (
+                        cs
+                        for cs in _list(status.get(statuses))
+                        if isinstance(cs, Mapping) and cs.get("name") == name
+                    ),
+                    {},
+                )
+                term = _map(_map(cstatus.get("state")).get("terminated"))
+                return {
+                    "monitor": name,
+                    "monitor_message": _str(term.get("message")),
+                    "stats_token": token,
+                }
+    return {}
 
 
 def _container_status(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:

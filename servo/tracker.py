@@ -1,14 +1,21 @@
-"""Pure state of one watch scope: which job pods are pending and which were already reported.
+"""Pure state of one watch scope: which job pods are pending, awaiting stats, or reported.
 
-The watch loop feeds it events; it answers with the measurement to send, at most once per pod
-uid. It keeps a PodFacts record per unfinished job pod and only the uid of reported ones, never
-the pod object. Reported uids are forgotten when the pod is deleted or missing from a relist.
+The watch loop feeds it events, the stats receiver feeds it monitor stats, and a timer asks it
+which waits have run out; it answers with the measurement to send, at most once per pod uid.
+It keeps a PodFacts record per unfinished job pod and only the uid of reported ones, never the
+pod object. The clock comes in as `now_s`: nothing here reads time.
+
+A job pod with a monitor is measured when its job container has terminated AND its stats came
+(termination message or POST), or when `stats_wait_s` has passed since the job ended (then
+without CPU and memory, with an annotation saying why). Stats that arrive before the servo has
+seen the job end are kept until it does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from servo.models import Measurement, PodFacts
 from servo.pods import (
@@ -20,49 +27,144 @@ from servo.pods import (
     measurement_on_delete,
     never_started,
 )
+from servo.stats import MonitorStats, StatsError, parse_termination_message, with_stats
+from servo.stats import without_stats as _without_stats
+
+DEFAULT_STATS_WAIT_S = 30.0
+
+
+class StatsVerdict(StrEnum):
+    """What became of stats handed to the tracker."""
+
+    MEASURED = "measured"  # they completed a measurement
+    KEPT = "kept"  # the job is still running: kept until it ends
+    ALREADY_REPORTED = "already-reported"  # the job was measured before they came
+    UNKNOWN = "unknown"  # no such job pod in this scope
+
+
+@dataclass(slots=True)
+class Awaiting:
+    """A finished job whose measurement waits for the monitor's stats."""
+
+    facts: PodFacts
+    measurement: Measurement
+    deadline_s: float
+    message_error: str = ""  # why the termination message could not be used, if it could not
 
 
 @dataclass(slots=True)
 class Tracker:
     """What was seen and reported in one watch scope (a namespace, or all of them)."""
 
+    stats_wait_s: float = DEFAULT_STATS_WAIT_S
     pending: dict[str, PodFacts] = field(default_factory=dict)
+    awaiting: dict[str, Awaiting] = field(default_factory=dict)
+    early_stats: dict[str, MonitorStats] = field(default_factory=dict)
     reported: set[str] = field(default_factory=set)
 
-    def observe(self, event_type: str, facts: PodFacts) -> Measurement | None:
+    def observe(self, event_type: str, facts: PodFacts, now_s: float = 0.0) -> Measurement | None:
         """Take an ADDED/MODIFIED/DELETED job pod; return its measurement when it is due."""
         uid = facts.uid
         if uid in self.reported:
             if event_type == "DELETED":
                 self.reported.discard(uid)
             return None
+        waiting = self.awaiting.get(uid)
+        if waiting is not None:
+            # Only the monitor's termination message can still complete it; a deletion does
+            # not end the wait (the monitor gets SIGTERM then and may still POST).
+            return self._from_message(waiting, facts.monitor_message)
         if event_type == "DELETED":
             self.pending.pop(uid, None)
-            return measurement_on_delete(facts)
+            due = self._finished(facts, measurement_on_delete(facts), now_s)
+            # The pod is gone: no later event can repeat it, so keep no uid for it.
+            self.reported.discard(uid)
+            return due
         if is_finished(facts):
-            return self._done(facts, measurement_from_facts(facts))
+            return self._finished(facts, measurement_from_facts(facts), now_s)
         if never_started(facts):
             return self._done(facts, measurement_never_started(facts))
         self.pending[uid] = facts
         return None
 
+    def _finished(self, facts: PodFacts, m: Measurement, now_s: float) -> Measurement | None:
+        if m.failure is not None or not facts.monitor:
+            return self._done(facts, m)
+        early = self.early_stats.pop(facts.uid, None)
+        if early is not None:
+            return self._done(facts, with_stats(m, early))
+        self.pending.pop(facts.uid, None)
+        waiting = Awaiting(facts, m, now_s + self.stats_wait_s)
+        self.awaiting[facts.uid] = waiting
+        return self._from_message(waiting, facts.monitor_message)
+
+    def _from_message(self, waiting: Awaiting, message: str) -> Measurement | None:
+        if not message:
+            return None
+        try:
+            stats = parse_termination_message(message)
+        except StatsError as e:
+            waiting.message_error = str(e)
+            return None
+        return self._done(waiting.facts, with_stats(waiting.measurement, stats))
+
     def _done(self, facts: PodFacts, measurement: Measurement) -> Measurement:
         self.pending.pop(facts.uid, None)
+        self.awaiting.pop(facts.uid, None)
+        self.early_stats.pop(facts.uid, None)
         self.reported.add(facts.uid)
         return measurement
+
+    def job(self, uid: str) -> PodFacts | None:
+        """The facts of a job pod still being tracked (for checking who sends its stats)."""
+        waiting = self.awaiting.get(uid)
+        return waiting.facts if waiting is not None else self.pending.get(uid)
+
+    def stats_arrived(
+        self, uid: str, stats: MonitorStats
+    ) -> tuple[StatsVerdict, Measurement | None]:
+        """Stats POSTed by a monitor: complete a waiting measurement, or keep them for later."""
+        waiting = self.awaiting.get(uid)
+        if waiting is not None:
+            return StatsVerdict.MEASURED, self._done(
+                waiting.facts, with_stats(waiting.measurement, stats)
+            )
+        if uid in self.pending:
+            self.early_stats[uid] = stats
+            return StatsVerdict.KEPT, None
+        if uid in self.reported:
+            return StatsVerdict.ALREADY_REPORTED, None
+        return StatsVerdict.UNKNOWN, None
+
+    def expire(self, now_s: float) -> list[Measurement]:
+        """Measurements whose stats did not come in time, without them."""
+        due = [w for w in self.awaiting.values() if w.deadline_s <= now_s]
+        out = []
+        for w in due:
+            why = f"no stats from the monitor within {self.stats_wait_s:g} s"
+            if w.message_error:
+                why += f"; its termination message was unusable ({w.message_error})"
+            out.append(self._done(w.facts, _without_stats(w.measurement, why)))
+        return out
 
     def forget(self, uid: str) -> None:
         """Drop a pod that stopped being a job pod (its app id went away)."""
         self.pending.pop(uid, None)
+        self.early_stats.pop(uid, None)
 
     def relisted(self, listed_uids: Iterable[str]) -> list[Measurement]:
-        """After a full list: pods we knew that are gone were deleted while nobody watched."""
+        """After a full list: pods we knew that are gone were deleted while nobody watched.
+
+        Finished pods awaiting stats stay: their measurement goes out when the stats come or
+        the wait ends, whether the pod still exists or not.
+        """
         present = set(listed_uids)
         vanished = [f for uid, f in self.pending.items() if uid not in present]
         for facts in vanished:
             del self.pending[facts.uid]
+            self.early_stats.pop(facts.uid, None)
         self.reported &= present
         return [failure(f, VANISHED_MESSAGE, reason="Deleted") for f in vanished]
 
     def __len__(self) -> int:
-        return len(self.pending) + len(self.reported)
+        return len(self.pending) + len(self.awaiting) + len(self.reported)

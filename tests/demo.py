@@ -31,6 +31,8 @@ def main() -> int:
             OPTUNE_ACCOUNT="demo",
             OPTUNE_AUTH_TOKEN="demo-token",
             POD_NAMESPACES="default",
+            OPTUNE_STATS_PORT="0",
+            OPTUNE_STATS_BIND="127.0.0.1",
         )
         print(
             f"API emulator {emu.url}, backend {be.url}; starting: servo --kubeconfig ...",

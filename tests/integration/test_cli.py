@@ -80,6 +80,8 @@ def test_process_measures_a_job_and_says_goodbye_on_sigterm(tmp_path: Path) -> N
                 OPTUNE_ACCOUNT="acme",
                 OPTUNE_AUTH_TOKEN="s3cret-token",
                 POD_NAMESPACES="default",
+                OPTUNE_STATS_PORT="0",
+                OPTUNE_STATS_BIND="127.0.0.1",
             ),
         )
         try:

@@ -23,6 +23,8 @@ from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod, set_running, set_terminated
 
 TOKEN = "backend-t0ken"
+# The stats receiver on a free loopback port, never the default 0.0.0.0:8080.
+LOCAL_RECEIVER = {"OPTUNE_STATS_PORT": "0", "OPTUNE_STATS_BIND": "127.0.0.1"}
 
 
 class RunningServo:
@@ -65,6 +67,7 @@ def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
             "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
             "OPTUNE_SEND_MAX_BACKOFF": "0.2",
             "OPTUNE_SEND_TIMEOUT": "2",
+            **LOCAL_RECEIVER,
             **env,
         }
         cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
@@ -280,6 +283,7 @@ def test_forbidden_namespace_is_logged_and_others_still_work(
             "OPTUNE_ACCOUNT": "acme",
             "POD_NAMESPACES": "default,batch",
             "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
+            **LOCAL_RECEIVER,
         }
     )
     s = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
@@ -315,6 +319,7 @@ def test_unauthorized_is_logged(
             "OPTUNE_URL": backend.url_template(),
             "OPTUNE_ACCOUNT": "acme",
             "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
+            **LOCAL_RECEIVER,
         }
     )
     with KubeEmulator(token="right") as secured:

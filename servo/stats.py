@@ -80,11 +80,13 @@ def parse_stats(doc: Any, channel: str) -> MonitorStats:
     version = doc.get("v")
     if version != WIRE_VERSION:
         raise StatsError(f"v: unsupported stats version {version!r} (this servo reads 1)")
-    memory = doc.get("memory") or {}
+    memory = doc.get("memory")
+    memory = {} if memory is None else memory
     if not isinstance(memory, Mapping):
         raise StatsError("memory: expected an object")
     parts = {k: v for k in MEMORY_PARTS if (v := _bytes(memory, k)) is not None}
-    missing = doc.get("missing") or {}
+    missing = doc.get("missing")
+    missing = {} if missing is None else missing
     if not isinstance(missing, Mapping):
         raise StatsError("missing: expected an object")
     return MonitorStats(

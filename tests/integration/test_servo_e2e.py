@@ -8,110 +8,24 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from servo.app import Servo
-from servo.config import Config, load_config
+from servo.config import load_config
 from servo.kube import KubeClient
 from servo.report import Reporter
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-
-TOKEN = "backend-t0ken"
-# The stats receiver on a free loopback port, never the default 0.0.0.0:8080.
-LOCAL_RECEIVER = {"OPTUNE_STATS_PORT": "0", "OPTUNE_STATS_BIND": "127.0.0.1"}
-
-
-class RunningServo:
-    def __init__(self, servo: Servo, stop: threading.Event, thread: threading.Thread) -> None:
-        self.servo, self.stop_event, self.thread = servo, stop, thread
-
-    def synced(self, timeout_s: float = 10) -> bool:
-        # The scopes exist once run() has started in its thread; then each lists once.
-        deadline = time.monotonic() + timeout_s
-        while not self.servo.scopes and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return bool(self.servo.scopes) and all(
-            s.watch.synced.wait(max(0.0, deadline - time.monotonic())) for s in self.servo.scopes
-        )
-
-    def stop(self) -> None:
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "servo did not stop"
-
-
-@pytest.fixture
-def emu() -> Iterator[KubeEmulator]:
-    with KubeEmulator(bookmark_interval_s=0.2) as e:
-        yield e
-
-
-@pytest.fixture
-def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
-    running: list[RunningServo] = []
-
-    def start(**env: str) -> RunningServo:
-        environ = {
-            "OPTUNE_URL": backend.url_template(),
-            "OPTUNE_ACCOUNT": "acme",
-            "OPTUNE_AUTH_TOKEN": TOKEN,
-            "POD_NAMESPACES": "default,batch",
-            "OPTUNE_WATCH_TIMEOUT": "2",
-            "OPTUNE_WATCH_IDLE_TIMEOUT": "3",
-            "OPTUNE_WATCH_MAX_BACKOFF": "0.2",
-            "OPTUNE_SEND_MAX_BACKOFF": "0.2",
-            "OPTUNE_SEND_TIMEOUT": "2",
-            **LOCAL_RECEIVER,
-            **env,
-        }
-        cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
-        servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True
-        )
-        thread.start()
-        r = RunningServo(servo, stop, thread)
-        running.append(r)
-        assert r.synced(), "servo never listed pods"
-        return r
-
-    yield start
-    for r in running:
-        if r.thread.is_alive():
-            r.stop()
-
-
-def run_job(emu: KubeEmulator, pod: dict[str, Any], *, exit_code: int = 0) -> dict[str, Any]:
-    """Create a job pod and take it through Pending -> Running -> terminated, as kubelet does."""
-    created = emu.create_pod(pod)
-    ns, name = created["metadata"]["namespace"], created["metadata"]["name"]
-    emu.update_pod(ns, name, set_running)
-    emu.update_pod(
-        ns,
-        name,
-        lambda p: set_terminated(
-            p, exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error"
-        ),
-    )
-    return created
-
-
-def measurements(backend: RecordingBackend) -> list[Any]:
-    return backend.events("MEASUREMENT")
-
-
-def wait_measured(backend: RecordingBackend, count: int, timeout_s: float = 15) -> list[Any]:
-    assert backend.wait_for(lambda: len(measurements(backend)) >= count, timeout_s), (
-        f"expected {count} measurements, got {len(measurements(backend))}"
-    )
-    return measurements(backend)
+from tests.helpers import job_pod
+from tests.integration.harness import (
+    LOCAL_RECEIVER,
+    TOKEN,
+    measurements,
+    run_job,
+    wait_measured,
+)
 
 
 def test_finished_job_gives_exactly_one_measurement(

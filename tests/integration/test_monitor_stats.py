@@ -1,0 +1,214 @@
+"""The servo's side of the monitor, over real HTTP: the stats receiver and the stats wait.
+
+A monitored job pod (a `servo-monitor` container with a per-pod token) runs in the API
+emulator; stats arrive by POST to the servo's receiver or as the monitor's termination
+message, and the backend must get one MEASUREMENT carrying them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+
+from tests.fakes.backend import RecordingBackend
+from tests.fakes.kubeapi import KubeEmulator
+from tests.helpers import job_pod, set_running, set_terminated
+from tests.integration.harness import RunningServo, wait_measured
+
+STATS: dict[str, Any] = {
+    "v": 1,
+    "cgroup": "v1",
+    "cgroup_path": "/rsys/fs/cgroup/memory/kubepods/burstable/podx",
+    "cpu_time": 3.25,
+    "cpu_user": 3.0,
+    "cpu_system": 0.25,
+    "max_memory": 104_857_600,
+    "max_memory_source": "memory.max_usage_in_bytes",
+    "memory": {"anon": 100_000_000, "file": 4_000_000},
+    "monitor_rss": 18_000_000,
+    "monitor_max_rss": 19_000_000,
+    "missing": {"memory.kernel_stack": "not in v1 memory.stat"},
+    "cue": "SIGTERM",
+}
+POD_TOKEN = "per-pod-secret"
+
+
+def monitored_job(name: str, *, pod_ip: str = "10.9.9.9", token: str = POD_TOKEN) -> Any:
+    pod = job_pod(name, jobid=f"APP-{name}")
+    pod["spec"]["initContainers"] = [
+        {
+            "name": "servo-monitor",
+            "image": "mon:1",
+            "restartPolicy": "Always",
+            "env": [{"name": "OPTUNE_STATS_TOKEN", "value": token}],
+        }
+    ]
+    pod["_pod_ip"] = pod_ip
+    return pod
+
+
+def start_job(emu: KubeEmulator, pod: dict[str, Any]) -> dict[str, Any]:
+    pod_ip = pod.pop("_pod_ip")
+    created = emu.create_pod(pod)
+    name = created["metadata"]["name"]
+
+    def running(p: dict[str, Any]) -> None:
+        set_running(p)
+        p["status"]["podIP"] = pod_ip
+
+    emu.update_pod("default", name, running)
+    return created
+
+
+def finish_job(emu: KubeEmulator, name: str, *, monitor_message: str | None = None) -> None:
+    def done(p: dict[str, Any]) -> None:
+        pod_ip = p["status"].get("podIP")
+        set_terminated(p)
+        p["status"]["podIP"] = pod_ip
+        if monitor_message is not None:
+            p["status"]["initContainerStatuses"] = [
+                {
+                    "name": "servo-monitor",
+                    "state": {"terminated": {"exitCode": 0, "message": monitor_message}},
+                }
+            ]
+
+    emu.update_pod("default", name, done)
+
+
+def post(servo: RunningServo, body: Any, *, token: str | None = POD_TOKEN, **kw: Any) -> Any:
+    receiver = servo.servo.receiver
+    assert receiver is not None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers.setdefault("Content-Type", kw.pop("content_type", "application/json"))
+    return requests.post(
+        f"http://127.0.0.1:{receiver.port}/", data=data, headers=headers, timeout=5
+    )
+
+
+def test_posted_stats_complete_the_measurement(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="20")
+    pod = start_job(emu, monitored_job("posted"))
+    finish_job(emu, "posted")
+    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    assert backend.events("MEASUREMENT") == []  # waits for the stats
+    r = post(servo, {"id": pod["metadata"]["uid"], "stats": STATS})
+    assert r.status_code == 200 and r.json() == {"result": "measured"}
+    [m] = wait_measured(backend, 1)
+    metrics = m.param["metrics"]
+    assert metrics["cpu_time"] == {"value": 3.25, "unit": "s"}
+    assert metrics["max_memory"] == {"value": 104_857_600, "unit": "bytes"}
+    assert metrics["memory_anon"]["value"] == 100_000_000 and "duration" in metrics
+    ann = m.param["annotations"]
+    assert ann["stats_channel"] == "post" and ann["cgroup"] == "v1"
+    assert json.loads(ann["stats_missing"]) == STATS["missing"]
+    # A second delivery (the monitor retried) changes nothing.
+    assert post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}).status_code == 200
+    servo.stop()
+    assert len(backend.events("MEASUREMENT")) == 1
+
+
+def test_termination_message_carries_the_stats(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    start_servo(OPTUNE_STATS_WAIT="20")
+    start_job(emu, monitored_job("msg"))
+    finish_job(emu, "msg", monitor_message=json.dumps(STATS))
+    [m] = wait_measured(backend, 1)
+    assert m.param["metrics"]["cpu_time"]["value"] == 3.25
+    assert m.param["annotations"]["stats_channel"] == "termination-message"
+
+
+def test_stats_posted_while_the_job_runs_are_kept(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="20")
+    pod = start_job(emu, monitored_job("early"))
+    uid = pod["metadata"]["uid"]
+    assert emu.wait_for(lambda: servo.servo.scopes[0].tracker.job(uid) is not None, 5)
+    r = post(servo, {"id": uid, "stats": STATS})
+    assert r.status_code == 202 and r.json() == {"result": "kept"}
+    finish_job(emu, "early")
+    [m] = wait_measured(backend, 1)
+    assert m.param["metrics"]["cpu_time"]["value"] == 3.25
+
+
+def test_no_stats_in_time_means_a_measurement_without_them(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    start_servo(OPTUNE_STATS_WAIT="0.5")
+    start_job(emu, monitored_job("silent"))
+    finish_job(emu, "silent")
+    [m] = wait_measured(backend, 1, timeout_s=10)
+    assert "cpu_time" not in m.param["metrics"] and "duration" in m.param["metrics"]
+    assert m.param["annotations"]["stats"] == "none: no stats from the monitor within 0.5 s"
+
+
+def test_pod_ip_is_enough_without_a_token(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="20")
+    pod = start_job(emu, monitored_job("by-ip", pod_ip="127.0.0.1", token=""))
+    finish_job(emu, "by-ip")
+    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    assert post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}, token=None).ok
+    wait_measured(backend, 1)
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        (lambda uid: post_args({"id": uid, "stats": STATS}, token="wrong"), 403),
+        (lambda uid: post_args({"id": uid, "stats": STATS}, token=None), 403),
+        (lambda uid: post_args({"id": "0000-unknown", "stats": STATS}), 404),
+        (lambda uid: post_args(b"{not json"), 400),
+        (lambda uid: post_args({"id": uid, "stats": {**STATS, "cpu_time": "lots"}}), 400),
+        (lambda uid: post_args({"id": uid, "stats": STATS}, content_type="text/plain"), 415),
+        (lambda uid: post_args(b"x" * 20_000), 413),
+    ],
+    ids=[
+        "wrong-token",
+        "no-token-wrong-ip",
+        "unknown-uid",
+        "not-json",
+        "bad-field",
+        "not-json-type",
+        "oversized",
+    ],
+)
+def test_forged_or_broken_stats_are_refused(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any, make: Any, status: int
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="20")
+    pod = start_job(emu, monitored_job("victim"))
+    uid = pod["metadata"]["uid"]
+    finish_job(emu, "victim")
+    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    args = make(uid)
+    r = post(servo, args.pop("body"), **args)
+    assert r.status_code == status
+    assert "error" in r.json()
+    # Refused stats never complete a measurement; the job still waits for real ones.
+    assert uid in servo.servo.scopes[0].tracker.awaiting
+    assert post(servo, {"id": uid, "stats": STATS}).status_code == 200
+    [m] = wait_measured(backend, 1)
+    assert m.param["metrics"]["cpu_time"]["value"] == 3.25
+
+
+def post_args(body: Any, **kw: Any) -> dict[str, Any]:
+    return {"body": body, **kw}
+
+
+def test_receiver_answers_get_and_unknown_paths(start_servo: Any) -> None:
+    servo = start_servo()
+    receiver = servo.servo.receiver
+    assert receiver is not None
+    base = f"http://127.0.0.1:{receiver.port}"
+    assert requests.get(base + "/", timeout=5).status_code == 405
+    assert requests.post(base + "/nope", json={}, timeout=5).status_code == 404

@@ -142,9 +142,9 @@ def find_pod_cgroup(
     tried: list[str] = []
     if version == "v2":
         if explicit_path is not None:
-            found: Path | None = cgroup_root / explicit_path.lstrip("/")
-            tried.append(str(found))
-            found = found if found.is_dir() else None
+            given = cgroup_root / explicit_path.lstrip("/")
+            tried.append(str(given))
+            found: Path | None = given if given.is_dir() else None
         else:
             found = find_pod_dir(cgroup_root, pod_uid, max_depth=max_depth, tried=tried)
         if found is None:
@@ -235,4 +235,3 @@ def sandbox_ids_from_mountinfo(mountinfo: str) -> set[str]:
 def list_container_dirs(pod_dir: Path) -> list[Path]:
     """The pod's child cgroups (its containers, the sandbox included)."""
     return _subdirs(pod_dir)
-

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mon import cgroup_parse as parse
 from mon.cgroup_paths import PodCgroup
+from mon.errors import CgroupParseError
 from mon.wire import MaxMemorySource
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,9 @@ class PodFigures:
     missing: dict[str, str]
 
 
-def read_file(path: Path, names: tuple[str, ...], parser: Callable[[str], parse.Reading]) -> (
-    parse.Reading
-):
+def read_file(
+    path: Path, names: tuple[str, ...], parser: Callable[[str], parse.Reading]
+) -> parse.Reading:
     """Read one file and parse it; an unreadable file makes all its figures missing."""
     try:
         text = path.read_text(encoding="ascii", errors="replace")
@@ -54,7 +55,7 @@ def read_int(path: Path) -> int | None:
     """One integer file, or None (used for memory.current samples; no reasons needed)."""
     try:
         return parse.parse_int(path.read_text(encoding="ascii", errors="replace"))
-    except (OSError, parse.CgroupParseError):
+    except (OSError, CgroupParseError):
         return None
 
 
@@ -64,9 +65,7 @@ def read_memory_current(pod: PodCgroup) -> int | None:
     return read_int(pod.memory / name)
 
 
-def read_pod_figures(
-    pod: PodCgroup, *, sampled_max_memory: int | None, clk_tck: int
-) -> PodFigures:
+def read_pod_figures(pod: PodCgroup, *, sampled_max_memory: int | None, clk_tck: int) -> PodFigures:
     """Every figure of the pod cgroup; `sampled_max_memory` backs up a missing v2 memory.peak."""
     reading = parse.Reading()
     source: MaxMemorySource | None
@@ -89,7 +88,9 @@ def read_pod_figures(
                 source = "sampled"
         reading.merge(peak)
     else:
-        reading.merge(read_file(pod.cpu / "cpuacct.usage", ("cpu_time",), parse.cpu_time_from_v1_usage))
+        reading.merge(
+            read_file(pod.cpu / "cpuacct.usage", ("cpu_time",), parse.cpu_time_from_v1_usage)
+        )
         reading.merge(
             read_file(
                 pod.cpu / "cpuacct.stat",

@@ -25,6 +25,7 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 LOG_FORMATS = ("json", "text")
 
 T = TypeVar("T")
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +96,10 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-def _bounded(parse: Callable[[str], T], lo: float, hi: float) -> Callable[[str], T]:
-    def inner(raw: str) -> T:
+def _bounded(parse: Callable[[str], N], lo: N, hi: N) -> Callable[[str], N]:
+    def inner(raw: str) -> N:
         value = parse(raw)
-        if not lo <= value <= hi:  # type: ignore[operator]
+        if not lo <= value <= hi:
             raise ValueError(raw)
         return value
 
@@ -152,11 +153,19 @@ def load_config(environ: Mapping[str, str]) -> Config:
         return Path(raw or default)
 
     poll = _get(
-        environ, "OPTUNE_POLL_INTERVAL", _bounded(float, 0.01, 3600.0), 1.0, problems,
+        environ,
+        "OPTUNE_POLL_INTERVAL",
+        _bounded(float, 0.01, 3600.0),
+        1.0,
+        problems,
         "seconds between 0.01 and 3600",
     )
     depth = _get(
-        environ, "OPTUNE_CGROUP_SEARCH_DEPTH", _bounded(int, 1, 12), 5, problems,
+        environ,
+        "OPTUNE_CGROUP_SEARCH_DEPTH",
+        _bounded(int, 1, 12),
+        5,
+        problems,
         "an integer between 1 and 12",
     )
     shared = _get(
@@ -164,7 +173,11 @@ def load_config(environ: Mapping[str, str]) -> Config:
     )
     siblings = _get(environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, True, problems, "true or false")
     post_timeout = _get(
-        environ, "OPTUNE_POST_TIMEOUT", _bounded(float, 0.1, 60.0), 1.0, problems,
+        environ,
+        "OPTUNE_POST_TIMEOUT",
+        _bounded(float, 0.1, 60.0),
+        1.0,
+        problems,
         "seconds between 0.1 and 60",
     )
     debug = _get(environ, "OPTUNE_DEBUG", _bounded(int, 0, 5), 0, problems, "an integer 0..5")

@@ -179,9 +179,9 @@ def install_stop_handlers(stop: threading.Event) -> None:
     Event.set() takes a plain Lock that the main thread may hold inside Event.wait() at the
     moment the signal lands; setting it from the handler itself could deadlock.
     """
+
     def handler(signum: int, frame: object) -> None:
         threading.Thread(target=stop.set, name="stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-

@@ -17,9 +17,10 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_base,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
+from tenacity.wait import wait_base
 
 from mon.errors import DeliveryError
 from mon.wire import Stats, StatsPost, fit_termination_message
@@ -36,9 +37,7 @@ def write_termination_message(path: Path, stats: Stats) -> bool:
         with path.open("wb") as f:
             f.write(data)
     except OSError as e:
-        logger.error(
-            "termination message not written", extra={"path": str(path), "error": str(e)}
-        )
+        logger.error("termination message not written", extra={"path": str(path), "error": str(e)})
         return False
     logger.info("termination message written", extra={"path": str(path), "bytes": len(data)})
     return True
@@ -85,7 +84,7 @@ def post_stats(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     retrying = Retrying(
         retry=retry_if_exception(is_retryable),
-        wait=wait or wait_exponential_jitter(initial=0.2, max=1.0, jitter=0.2),
+        wait=wait or wait_exponential(multiplier=0.2, max=1.0) + wait_random(0, 0.2),
         stop=stop_after_attempt(attempts) | stop_after_delay(deadline_s),
         before_sleep=_log_retry,
         reraise=True,

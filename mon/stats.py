@@ -22,7 +22,7 @@ def build_stats(
     memory: MemoryBreakdown = {}
     for name in ("anon", "file", "kernel_stack", "pagetables"):
         if name in figures.memory:
-            memory[name] = figures.memory[name]  # type: ignore[literal-required]
+            memory[name] = figures.memory[name]
     stats: Stats = {
         "v": WIRE_VERSION,
         "cgroup": cgroup,

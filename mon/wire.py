@@ -86,12 +86,13 @@ def fit_termination_message(
     data = encode_stats(stats)
     if len(data) <= limit_bytes:
         return data
-    slim: Stats = dict(stats)  # type: ignore[assignment]
-    for optional in ("memory", "missing"):
-        slim.pop(optional, None)  # type: ignore[misc]
-        data = encode_stats(slim)
-        if len(data) <= limit_bytes:
-            return data
+    slim = stats.copy()
+    slim.pop("memory", None)
+    data = encode_stats(slim)
+    if len(data) <= limit_bytes:
+        return data
+    slim.pop("missing", None)
+    data = encode_stats(slim)
     while len(data) > limit_bytes and slim["cgroup_path"]:
         path = slim["cgroup_path"]
         keep = max(0, len(path) - (len(data) - limit_bytes) - len("..."))

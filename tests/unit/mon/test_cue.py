@@ -1,0 +1,137 @@
+"""Noticing that the other containers exited: the pure decision and fixture cgroup trees."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mon.cgroup_paths import find_pod_cgroup
+from mon.cue import CONFIRM_POLLS, CgroupSiblings, Sampler, SiblingState, wait_for_cue
+from tests.unit.mon.cgtree import POD_PATHS, POD_UID, build_v1, build_v2, cid, container_dir_name
+
+APP, PAUSE, SELF = cid("app"), cid("pause"), cid("monitor")
+
+
+@pytest.mark.parametrize(
+    ("polls", "done_at"),
+    [
+        ([{}, {}, {}], None),  # nothing ever ran (native sidecar before the main containers)
+        ([{"a": True}, {"a": False}, {"a": False}], 2),
+        ([{"a": True}, {}, {}], 2),  # vanished counts as exited
+        ([{"a": True}, {"a": False}, {"a": True}, {"a": False}, {"a": False}], 4),
+        ([{"a": True, "b": False}, {"a": False, "b": False}, {"a": False, "b": True}], None),
+    ],
+)
+def test_sibling_state_needs_running_then_confirmed_quiet(
+    polls: list[dict[str, bool]], done_at: int | None
+) -> None:
+    assert CONFIRM_POLLS == 2
+    state = SiblingState()
+    results = [state.update(p) for p in polls]
+    first_done = results.index(True) if True in results else None
+    assert first_done == done_at
+
+
+@pytest.mark.parametrize("runtime", ["containerd", "crio", "docker"])
+def test_v2_siblings_exclude_self_and_sandbox(tmp_path: Path, runtime: str) -> None:
+    names = {k: container_dir_name(runtime, v) for k, v in (("app", APP), ("pause", PAUSE))}
+    names["self"] = container_dir_name(runtime, SELF)
+    build_v2(
+        tmp_path,
+        POD_PATHS[("systemd", "burstable")],
+        containers={names["app"]: True, names["pause"]: True, names["self"]: True},
+    )
+    pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
+    siblings = CgroupSiblings(pod, own_names={names["self"]}, sandbox_ids={PAUSE}, own_pid=1)
+    assert siblings.running() == {names["app"]: True}
+    (pod.path / names["app"] / "cgroup.events").write_text("populated 0\nfrozen 0\n")
+    assert siblings.running() == {names["app"]: False}
+
+
+def test_v2_own_container_found_by_own_pid_in_cgroup_procs(tmp_path: Path) -> None:
+    # With a private cgroup namespace /proc/self/cgroup says "0::/"; cgroup.procs still works.
+    pod_dir = build_v2(
+        tmp_path, POD_PATHS[("cgroupfs", "guaranteed")], containers={APP: True, SELF: True}
+    )
+    (pod_dir / SELF / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    (pod_dir / APP / "cgroup.procs").write_text("0\n0\n")
+    pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
+    siblings = CgroupSiblings(pod, own_names=set(), sandbox_ids=set(), own_pid=os.getpid())
+    assert siblings.running() == {APP: True}
+
+
+def test_v2_half_written_events_count_as_running(tmp_path: Path) -> None:
+    pod_dir = build_v2(tmp_path, POD_PATHS[("cgroupfs", "burstable")], containers={APP: True})
+    (pod_dir / APP / "cgroup.events").write_text("popul")
+    pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
+    assert CgroupSiblings(pod, own_names=set(), sandbox_ids=set(), own_pid=1).running() == {
+        APP: True
+    }
+
+
+def test_v1_uses_pids_current_and_vanished_dirs(tmp_path: Path) -> None:
+    dirs = build_v1(
+        tmp_path, POD_PATHS[("cgroupfs", "besteffort")], containers={APP: 2, PAUSE: 1, SELF: 1}
+    )
+    pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
+    siblings = CgroupSiblings(pod, own_names={SELF}, sandbox_ids={PAUSE}, own_pid=1)
+    assert siblings.running() == {APP: True}
+    (dirs["pids"] / APP / "pids.current").write_text("0\n")
+    assert siblings.running() == {APP: False}
+    for d in dirs.values():
+        for f in (d / APP).iterdir():
+            f.unlink()
+        (d / APP).rmdir()
+    assert siblings.running() == {}
+
+
+def test_v1_without_pids_controller_only_a_removed_dir_is_an_exit(tmp_path: Path) -> None:
+    dirs = build_v1(tmp_path, POD_PATHS[("cgroupfs", "burstable")], containers={APP: 0}, pids=False)
+    pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
+    siblings = CgroupSiblings(pod, own_names=set(), sandbox_ids=set(), own_pid=1)
+    # Empty cgroup.procs proves nothing on v1: pids of other pid namespaces are hidden.
+    assert siblings.running() == {APP: True}
+    (dirs["memory"] / APP / "cgroup.procs").unlink()
+    (dirs["memory"] / APP).rmdir()
+    assert siblings.running() == {}
+
+
+def test_wait_for_cue_returns_on_stop_at_once() -> None:
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+    started = time.monotonic()
+    cue = wait_for_cue(stop=stop, poll_interval_s=30.0, siblings=lambda: {"a": True})
+    assert cue == "SIGTERM"
+    assert time.monotonic() - started < 1.0
+
+
+def test_wait_for_cue_finishes_when_siblings_exit_and_samples_meanwhile() -> None:
+    polls = iter([{"a": True}, {"a": True}, {"a": False}, {}, {}])
+    samples = iter([5, 9, 7, None, 3])
+    sampler = Sampler(lambda: next(samples))
+    cue = wait_for_cue(
+        stop=threading.Event(),
+        poll_interval_s=0.001,
+        siblings=lambda: next(polls),
+        sample=sampler.sample,
+    )
+    assert cue == "siblings-exited"
+    assert sampler.max_bytes == 9
+
+
+def test_wait_for_cue_survives_a_failing_poll() -> None:
+    calls = {"n": 0}
+
+    def flaky() -> dict[str, bool]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError("boom")
+        return {"a": True} if calls["n"] == 2 else {}
+
+    cue = wait_for_cue(stop=threading.Event(), poll_interval_s=0.001, siblings=flaky)
+    assert cue == "siblings-exited"
+    assert calls["n"] == 4

@@ -34,7 +34,6 @@ from mon.cue import (
     install_stop_handlers,
     wait_for_cue,
 )
-from mon.deliver import post_stats, write_termination_message
 from mon.errors import CgroupNotFoundError, ConfigError
 from mon.footprint import own_max_rss_bytes, own_rss_bytes
 from mon.logs import configure_logging
@@ -166,6 +165,10 @@ def read_stats(
 
 def deliver(config: Config, stats: Stats) -> None:
     """Termination message first (it needs nothing), then the POST when a URL is known."""
+    # Imported here, not at start: requests and tenacity are most of the monitor's start-up
+    # time and idle memory, and a job that ends at once must not find it still importing.
+    from mon.deliver import post_stats, write_termination_message
+
     write_termination_message(config.termination_log, stats)
     if not config.stats_url:
         logger.info("no stats URL; the termination message is the only channel")

@@ -1,7 +1,8 @@
-"""Pure parts of the Kubernetes API emulator: selectors, patches, Status bodies.
+"""Pure parts of the Kubernetes API emulator: Status errors, selectors, patches, and the pod
+registry's rules (create validation, QoS class, spec immutability, status subresource, how a
+watcher with a selector sees a change).
 
-Kept apart from the HTTP server so they can be tested by tables, and so the server module
-reads as protocol handling only.
+Kept apart from the server so they can be tested by tables.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 import jsonpatch
 
 Pod = dict[str, Any]
+Visible = Callable[[Pod | None], bool]  # is an object in a request's scope and selectors?
+Patcher = Callable[[Any, Any], Any]
 
 
 class ApiError(Exception):
@@ -22,18 +25,6 @@ class ApiError(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
-
-
-def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-    }
 
 
 REASONS = {
@@ -51,13 +42,45 @@ REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
+NAMESPACE_MISMATCH = (
+    "the namespace of the provided object does not match the namespace sent on the request"
+)
+
+
+def err(code: int, message: str) -> ApiError:
+    """An ApiError with the reason the server gives for `code`."""
+    return ApiError(code, REASONS.get(code, "InternalError"), message)
+
+
+def not_found(name: str) -> ApiError:
+    return err(404, f'pods "{name}" not found')
+
+
+def conflict(name: str, why: str = "") -> ApiError:
+    why = why or (
+        "the object has been modified; please apply your changes to the latest version and "
+        "try again"
+    )
+    return err(409, f'Operation cannot be fulfilled on pods "{name}": {why}')
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 # --- label selectors (the set-based grammar of apimachinery's labels.Parse) -----------------
 
 _LABEL_TERM = re.compile(
     r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9._/-]+)\s*"
-    r"(?:(?P<op>==|=|!=)\s*(?P<val>[A-Za-z0-9._-]*)"
+    r"(?:(?P<op>==|=|!=|>|<)\s*(?P<val>[A-Za-z0-9._-]*)"
     r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?\s*$"
 )
 
@@ -79,6 +102,13 @@ def _split_terms(selector: str) -> list[str]:
     return [t for t in terms if t.strip()]
 
 
+def _compare(label: str | None, value: int, greater: bool) -> bool:
+    """Gt/Lt: the label must exist and be an integer."""
+    if label is None or not re.fullmatch(r"-?[0-9]+", label):
+        return False
+    return int(label) > value if greater else int(label) < value
+
+
 def label_matcher(selector: str | None) -> Callable[[Pod], bool]:
     """A predicate for a labelSelector; raises ApiError(400) on a malformed one."""
     if not selector:
@@ -87,14 +117,30 @@ def label_matcher(selector: str | None) -> Callable[[Pod], bool]:
     for term in _split_terms(selector):
         m = _LABEL_TERM.match(term)
         if not m or (m["neg"] and (m["op"] or m["setop"])):
-            raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
+            raise err(400, f"unable to parse requirement: {term!r}")
         key, op, val, setop = m["key"], m["op"], m["val"], m["setop"]
         if op in ("=", "=="):
             checks.append(lambda labels, k=key, v=val: labels.get(k) == v)
         elif op == "!=":
             checks.append(lambda labels, k=key, v=val: labels.get(k) != v)
+        elif op in (">", "<"):
+            if not re.fullmatch(r"-?[0-9]+", val):
+                raise err(
+                    400,
+                    f"unable to parse requirement: for 'Gt', 'Lt' operators, "
+                    f"the value must be an integer: {term!r}",
+                )
+            checks.append(
+                lambda labels, k=key, v=int(val), gt=op == ">": _compare(labels.get(k), v, gt)
+            )
         elif setop:
             values = {v.strip() for v in m["set"].split(",") if v.strip()}
+            if not values:
+                raise err(
+                    400,
+                    f"unable to parse requirement: for 'in', 'notin' "
+                    f"operators, values set can't be empty: {term!r}",
+                )
             if setop == "in":
                 checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
             else:
@@ -120,10 +166,10 @@ _POD_FIELDS: dict[str, Callable[[Pod], str]] = {
     "spec.restartPolicy": lambda p: str(p.get("spec", {}).get("restartPolicy", "")),
     "spec.schedulerName": lambda p: str(p.get("spec", {}).get("schedulerName", "")),
     "spec.serviceAccountName": lambda p: str(p.get("spec", {}).get("serviceAccountName", "")),
+    "spec.hostNetwork": lambda p: "true" if p.get("spec", {}).get("hostNetwork") else "false",
     "status.phase": lambda p: str((p.get("status") or {}).get("phase", "")),
     "status.podIP": lambda p: str((p.get("status") or {}).get("podIP", "")),
-    "status.nominatedNodeName": lambda p: str(
-        (p.get("status") or {}).get("nominatedNodeName", "")),
+    "status.nominatedNodeName": lambda p: str((p.get("status") or {}).get("nominatedNodeName", "")),
 }
 
 
@@ -135,13 +181,13 @@ def field_matcher(selector: str | None) -> Callable[[Pod], bool]:
     for term in selector.split(","):
         m = re.match(r"^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
         if not m:
-            raise ApiError(400, "BadRequest", f"invalid selector: {term!r}")
+            raise err(400, f"invalid selector: {term!r}")
         field, op, value = m.groups()
         getter = _POD_FIELDS.get(field)
         if getter is None:
-            raise ApiError(
-                400, "BadRequest",
-                f'field label not supported: {field}',
+            raise err(
+                400,
+                f"field label not supported: {field}",
             )
         if op == "!=":
             checks.append(lambda p, g=getter, v=value: g(p) != v)
@@ -150,7 +196,20 @@ def field_matcher(selector: str | None) -> Callable[[Pod], bool]:
     return lambda pod: all(check(pod) for check in checks)
 
 
+def object_filter(namespace: str | None, labels: str | None, fields: str | None) -> Visible:
+    """Whether a pod is in the namespace (None: any) and matches both selectors."""
+    by_labels, by_fields = label_matcher(labels), field_matcher(fields)
+
+    def visible(p: Pod | None) -> bool:
+        if p is None or namespace not in (None, p["metadata"]["namespace"]):
+            return False
+        return by_labels(p) and by_fields(p)
+
+    return visible
+
+
 # --- patches ------------------------------------------------------------------------------
+
 
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch: objects merge, null deletes, anything else replaces."""
@@ -174,14 +233,20 @@ _MERGE_KEYS = {
     "env": "name",
     "volumes": "name",
     "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
     "ports": "containerPort",
     "ownerReferences": "uid",
     "conditions": "type",
-    "containerStatuses": "name",
-    "initContainerStatuses": "name",
-    "tolerations": "key",
     "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "podIPs": "ip",
+    "hostIPs": "ip",
+    "schedulingGates": "name",
+    "resourceClaims": "name",
+    "topologySpreadConstraints": "topologyKey",
 }
+# Not here, so replaced whole as the server does: tolerations, containerStatuses,
+# initContainerStatuses (no patchStrategy in the Kubernetes types).
 # Primitive lists whose patch strategy is "merge" (union), e.g. metadata.finalizers.
 _UNION_LISTS = {"finalizers"}
 
@@ -202,7 +267,7 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
             continue
         if key.startswith("$"):
             continue
-        if value is None:
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             result.pop(key, None)
         elif isinstance(value, list) and key in _MERGE_KEYS:
             result[key] = _merge_keyed_list(result.get(key) or [], value, _MERGE_KEYS[key])
@@ -218,9 +283,10 @@ def _merge_keyed_list(current: list[Any], patch: list[Any], key: str) -> list[An
     out = copy.deepcopy(current)
     for item in patch:
         if not isinstance(item, dict) or key not in item:
-            raise ApiError(400, "BadRequest", f"list item lacks its merge key {key!r}")
-        idx = next((i for i, c in enumerate(out) if isinstance(c, dict)
-                    and c.get(key) == item[key]), None)
+            raise err(400, f"list item lacks its merge key {key!r}")
+        idx = next(
+            (i for i, c in enumerate(out) if isinstance(c, dict) and c.get(key) == item[key]), None
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 out.pop(idx)
@@ -234,17 +300,119 @@ def _merge_keyed_list(current: list[Any], patch: list[Any], key: str) -> list[An
 def json_patch(target: Any, ops: Any) -> Any:
     """RFC 6902 JSON patch; a failed `test` or a bad path is a 422, a non-list body a 400."""
     if not isinstance(ops, list):
-        raise ApiError(400, "BadRequest",
-                       "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        raise err(400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     try:
         return jsonpatch.apply_patch(target, ops)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
-        raise ApiError(422, "Invalid", f"the server rejected our request due to an error in "
-                                        f"our request: {e}") from e
+        raise err(
+            422, f"the server rejected our request due to an error in our request: {e}"
+        ) from e
 
 
-PATCHERS: dict[str, Callable[[Any, Any], Any]] = {
+PATCHERS: dict[str, Patcher] = {
     "application/merge-patch+json": merge_patch,
     "application/strategic-merge-patch+json": strategic_merge_patch,
     "application/json-patch+json": json_patch,
 }
+
+
+# --- pod semantics of the registry (what the pod strategy enforces) -------------------------
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# The spec fields a pod update may change (apiserver's ValidatePodUpdate).
+_SPEC_UPDATABLE = (
+    "`spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+    "`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def validate_new_pod(pod: Pod) -> None:
+    """What create validation rejects first: a bad name, no containers, a container without
+    name or image (422 Invalid, as the server words it)."""
+    name = pod["metadata"]["name"]
+    if len(name) > 253 or not _NAME.match(name):
+        raise err(
+            422,
+            f'Pod "{name}" is invalid: metadata.name: Invalid value: "{name}": a lowercase RFC '
+            "1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+            "must start and end with an alphanumeric character",
+        )
+    containers = (pod.get("spec") or {}).get("containers")
+    if not containers:
+        raise err(422, f'Pod "{name}" is invalid: spec.containers: Required value')
+    for i, c in enumerate(containers):
+        for key in ("name", "image"):
+            if not isinstance(c, dict) or not c.get(key):
+                raise err(
+                    422,
+                    f'Pod "{name}" is invalid: spec.containers[{i}].{key}: Required value',
+                )
+
+
+def qos_class(pod: Pod) -> str:
+    """The pod's QoS class, as the API server sets status.qosClass on create."""
+    spec = pod.get("spec") or {}
+    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = dict(res.get("requests") or {}), dict(res.get("limits") or {})
+        for k, v in lim.items():
+            req.setdefault(k, v)  # requests default to limits
+        requests.update({k: v for k, v in req.items() if k in ("cpu", "memory")})
+        limits.update({k: v for k, v in lim.items() if k in ("cpu", "memory")})
+        if any(lim.get(r) is None or str(lim.get(r)) != str(req.get(r)) for r in ("cpu", "memory")):
+            guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def check_spec_update(old: Pod, new: Pod) -> None:
+    """A pod's spec is immutable but for images, activeDeadlineSeconds, added tolerations and
+    the grace period (422 Forbidden otherwise, with the server's message)."""
+    a, b = copy.deepcopy(old.get("spec") or {}), copy.deepcopy(new.get("spec") or {})
+    for spec in (a, b):
+        for kind in ("containers", "initContainers"):
+            for c in spec.get(kind) or []:
+                if isinstance(c, dict):
+                    c.pop("image", None)
+        spec.pop("activeDeadlineSeconds", None)
+        spec.pop("terminationGracePeriodSeconds", None)
+    old_tol, new_tol = a.pop("tolerations", None) or [], b.pop("tolerations", None) or []
+    if a != b or any(t not in new_tol for t in old_tol):
+        name = old["metadata"]["name"]
+        raise err(
+            422,
+            f'Pod "{name}" is invalid: spec: Forbidden: pod updates may not change fields '
+            f"other than {_SPEC_UPDATABLE}",
+        )
+
+
+def restrict(old: Pod, new: Pod, subresource: str | None) -> Pod:
+    """The main resource ignores status changes; `/status` changes only status."""
+    if subresource == "status":
+        out = copy.deepcopy(old)
+        out["status"] = copy.deepcopy(new.get("status") or {})
+        return out
+    new["status"] = copy.deepcopy(old.get("status") or {})
+    return new
+
+
+def as_seen(
+    type_: str, obj: Pod, old: Pod | None, rv: int, visible: Callable[[Pod | None], bool]
+) -> dict[str, Any] | None:
+    """A change as a watcher with a selector sees it, as the watch cache converts it: an object
+    entering the selector is ADDED; one leaving it, or deleted, is DELETED and carries its
+    previous content with the new resourceVersion; an invisible change is None."""
+    now = type_ != "DELETED" and visible(obj)
+    before = old is not None and visible(old)
+    if now:
+        return {"type": "MODIFIED" if before else "ADDED", "object": obj}
+    if before and old is not None:
+        gone = dict(old, metadata=dict(old.get("metadata") or {}, resourceVersion=str(rv)))
+        return {"type": "DELETED", "object": gone}
+    return None

@@ -51,8 +51,11 @@ def main() -> int:
             env=env,
         )
         try:
-            if not be.wait_for(lambda: bool(be.events("HELLO")), 30):
-                print("servo did not say HELLO", file=sys.stderr)
+            # A pod created and deleted before the servo lists is invisible to it (as to any
+            # client): start the jobs once the servo watches.
+            watching = emu.wait_for(lambda: any(r.verb == "watch" for r in emu.requests), 30)
+            if not (watching and be.wait_for(lambda: bool(be.events("HELLO")), 30)):
+                print("servo did not say HELLO and start watching", file=sys.stderr)
                 return 1
             emu.create_pod(job_pod("not-a-job", jobid=None))
             for name, jobid, code in (("train-ok", "JOB-1", 0), ("train-bad", "JOB-2", 1)):

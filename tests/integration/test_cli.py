@@ -103,3 +103,17 @@ def test_process_measures_a_job_and_says_goodbye_on_sigterm(tmp_path: Path) -> N
         msgs = [line["msg"] for line in lines]
         assert "servo starting" in msgs and "job measured" in msgs and "servo stopped" in msgs
         assert "s3cret-token" not in stderr
+
+
+def test_readme_demo_runs_and_shows_every_event() -> None:
+    """The README's first command ends in `python -m tests.demo`: it must work as written."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.demo"], capture_output=True, text=True, timeout=120,
+        env=clean_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [json.loads(line.strip()) for line in proc.stdout.splitlines() if line.startswith(" ")]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "HELLO" and kinds[-1] == "GOODBYE" and kinds.count("MEASUREMENT") == 3
+    failed = [e["param"] for e in events if e["param"].get("status") == "failed"]
+    assert [f["message"] for f in failed] == ["job deleted before it ran"]

@@ -114,8 +114,8 @@ class Servo:
         waits.join(timeout=5.0)
         # Jobs still waiting for stats go out now without them rather than be lost (until
         # the durable outbox keeps them across restarts).
-        for m in self._expired(math.inf):
-            self.reporter.submit(measurement_event(m))
+        for m in self._expired(math.inf, "the servo stopped before the monitor's stats came"):
+            self._send(m, None)
         self.reporter.close(grace_s=grace_s)
         try:
             self.reporter.send(
@@ -244,9 +244,9 @@ class Servo:
             self._send(due, None)
         return Answer(200 if verdict is not StatsVerdict.KEPT else 202, str(verdict))
 
-    def _expired(self, now_s: float) -> list[Measurement]:
+    def _expired(self, now_s: float, why: str | None = None) -> list[Measurement]:
         with self._lock:
-            return [m for s in self.scopes for m in s.tracker.expire(now_s)]
+            return [m for s in self.scopes for m in s.tracker.expire(now_s, why=why)]
 
     def _expire_waits(self, stop: threading.Event) -> None:
         """Measure, without stats, the jobs whose monitor did not deliver in time."""

@@ -136,15 +136,17 @@ class Tracker:
             return StatsVerdict.ALREADY_REPORTED, None
         return StatsVerdict.UNKNOWN, None
 
-    def expire(self, now_s: float) -> list[Measurement]:
-        """Measurements whose stats did not come in time, without them."""
+    def expire(self, now_s: float, *, why: str | None = None) -> list[Measurement]:
+        """Measurements whose stats did not come in time, without them (`why` overrides the
+        reason, e.g. at shutdown)."""
         due = [w for w in self.awaiting.values() if w.deadline_s <= now_s]
+        base = why or f"no stats from the monitor within {self.stats_wait_s:g} s"
         out = []
         for w in due:
-            why = f"no stats from the monitor within {self.stats_wait_s:g} s"
+            reason = base
             if w.message_error:
-                why += f"; its termination message was unusable ({w.message_error})"
-            out.append(self._done(w.facts, _without_stats(w.measurement, why)))
+                reason += f"; its termination message was unusable ({w.message_error})"
+            out.append(self._done(w.facts, _without_stats(w.measurement, reason)))
         return out
 
     def forget(self, uid: str) -> None:

@@ -212,3 +212,18 @@ def test_receiver_answers_get_and_unknown_paths(start_servo: Any) -> None:
     base = f"http://127.0.0.1:{receiver.port}"
     assert requests.get(base + "/", timeout=5).status_code == 405
     assert requests.post(base + "/nope", json={}, timeout=5).status_code == 404
+
+
+def test_shutdown_sends_waiting_jobs_without_stats_rather_than_lose_them(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="600")
+    start_job(emu, monitored_job("at-stop"))
+    finish_job(emu, "at-stop")
+    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    servo.stop()
+    [m] = backend.events("MEASUREMENT")
+    assert m.param["annotations"]["stats"] == (
+        "none: the servo stopped before the monitor's stats came"
+    )
+    assert backend.accepted[-1].event == "GOODBYE"

@@ -244,3 +244,12 @@ def test_running_pod_fixture_helpers_still_build() -> None:
     set_running(pod)
     facts = facts_from_pod(pod, QUERY).facts
     assert facts is not None and facts.monitor_message == ""
+
+
+def test_expire_gives_each_job_its_own_reason() -> None:
+    t = Tracker(stats_wait_s=5)
+    t.observe("MODIFIED", replace(DONE, monitor_message="garbage"), now_s=0)
+    t.observe("MODIFIED", replace(DONE, uid="u2"), now_s=0)
+    got = {m.job.uid: m.annotations["stats"] for m in t.expire(now_s=10, why="servo stopped")}
+    assert got["u2"] == "none: servo stopped"
+    assert got["u1"].startswith("none: servo stopped; its termination message was unusable")

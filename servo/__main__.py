@@ -9,7 +9,9 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from servo import __version__
 from servo.config import load_config
@@ -52,11 +54,121 @@ def build_parser() -> argparse.ArgumentParser:
             default=argparse.SUPPRESS,
             help="log line format (default: json, or OPTUNE_LOG_FORMAT)",
         )
+    add_collector_parser(sub)
+    add_report_parser(sub)
     return parser
+
+
+def add_collector_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "collector",
+        help="the bundled backend: store every event in SQLite, serve the jobs page",
+        description="Receive protocol events from servos (and `servo measure`), store them in "
+        "SQLite, answer WHATS_NEXT, and serve a page of jobs and their histories at /.",
+    )
+    p.add_argument("--bind", default=os.environ.get("COLLECTOR_BIND", "0.0.0.0"))  # noqa: S104
+    p.add_argument("--port", type=int, default=int(os.environ.get("COLLECTOR_PORT", "8090")))
+    p.add_argument("--db", default=None, help="SQLite file (default: $SERVO_DB or "
+                   "~/.local/share/servo/servo.db)")  # fmt: skip
+    p.add_argument("--tokens-file", default=os.environ.get("COLLECTOR_TOKENS_FILE"),
+                   help="file of accepted bearer tokens, one per line (also: env "
+                   "COLLECTOR_TOKENS, comma-separated); none: accept any request")  # fmt: skip
+    p.add_argument(
+        "--responses",
+        default=os.environ.get("COLLECTOR_RESPONSES"),
+        help='JSON file of WHATS_NEXT answers: {"<app id>" or "*": {"cmd", "param"}}',
+    )
+    p.add_argument("--log-format", choices=("json", "text"), default="text")
+
+
+def add_report_parser(sub: Any) -> None:
+    from servo.jobs_report import FORMATS
+
+    p = sub.add_parser(
+        "report",
+        help="per-job summaries of the stored measurements",
+        description="Runs, failures, duration / CPU / peak memory p50, p95 and "
+        "max, last run and trend per app id, from the local SQLite store.",
+    )
+    p.add_argument("--db", default=None, help="SQLite file (default: $SERVO_DB or "
+                   "~/.local/share/servo/servo.db)")  # fmt: skip
+    p.add_argument("--app", default=None, help="only this app id")
+    p.add_argument("--since", default=None, help="only runs since: 24h, 7d, 2026-11-01, ...")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from servo.collector import Collector, load_responses
+    from servo.logs import configure_logging
+    from servo.store import EventStore, default_db_path
+
+    configure_logging(debug=0, fmt=args.log_format)
+    problems = []
+    tokens = {t.strip() for t in os.environ.get("COLLECTOR_TOKENS", "").split(",") if t.strip()}
+    if args.tokens_file:
+        try:
+            lines = Path(args.tokens_file).read_text(encoding="utf-8").splitlines()
+            tokens |= {t.strip() for t in lines if t.strip()}
+        except OSError as e:
+            problems.append(f"--tokens-file {args.tokens_file}: {e}")
+    responses: dict[str, Any] = {}
+    if args.responses:
+        try:
+            responses = load_responses(Path(args.responses).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            problems.append(f"--responses {args.responses}: {e}")
+    if not 0 <= args.port <= 65535:
+        problems.append(f"--port {args.port}: expected 0..65535")
+    if problems:
+        print_config_error(ConfigError(problems))
+        return EXIT_CONFIG
+    store = EventStore(args.db or default_db_path())
+    collector = Collector(store, frozenset(tokens), responses, bind=args.bind, port=args.port)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        collector.start()
+    except OSError as e:
+        print(f"servo collector: cannot listen on {args.bind}:{args.port}: {e}", file=sys.stderr)
+        return 1
+    print(f"servo collector: {collector.url}/ (POST events to {collector.url_template()})",
+          file=sys.stderr)  # fmt: skip
+    stop.wait()
+    collector.stop()
+    store.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from servo.jobs_report import report_text
+    from servo.store import EventStore, default_db_path
+
+    path = args.db or default_db_path()
+    if not os.path.exists(path):
+        print(f"servo report: no store at {path} yet (run: servo measure -- sleep 1)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        with EventStore(path) as store:
+            text = report_text(store, fmt=args.format, app_id=args.app, since=args.since)
+    except ValueError as e:
+        print(f"servo report: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.stdout.write(text)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "collector":
+        return cmd_collector(args)
+    if args.command == "report":
+        return cmd_report(args)
+    return cmd_run(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(os.environ, kubeconfig=getattr(args, "kubeconfig", None))
     except ConfigError as e:

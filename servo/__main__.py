@@ -23,8 +23,9 @@ EXIT_CONFIG = 2
 
 ENV_HELP = """\
 environment (see README for every variable):
-  OPTUNE_URL          backend URL template with {acct} and {app_id} (required)
-  OPTUNE_ACCOUNT      account name for {acct}
+  OPTUNE_URL          backend URL template with {acct} and {app_id}
+                      (default: the bundled collector, http://servo-collector.servo.svc:8090/...)
+  OPTUNE_ACCOUNT      account name for {acct} (default with the default URL: default)
   OPTUNE_AUTH_TOKEN   bearer token (no Authorization header when unset)
   POD_NAMESPACES      comma-separated namespaces to watch, or * (default: default)
   OPTUNE_APP_ID       where the app id is in a pod (default: spec/containers/0/env/[JOBID])

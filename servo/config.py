@@ -17,6 +17,10 @@ from servo.appid import AppIdQuery, parse_app_id_query
 from servo.errors import ConfigError
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
+# The bundled collector as example/collector.yaml deploys it (the original's hosted default no
+# longer exists); its account is DEFAULT_ACCOUNT unless OPTUNE_ACCOUNT says otherwise.
+DEFAULT_URL = "http://servo-collector.servo.svc:8090/accounts/{acct}/applications/{app_id}/servo"
+DEFAULT_ACCOUNT = "default"
 ALL_NAMESPACES = "*"
 # The project's monitor image, injected by the webhook; a plain pause image is still allowed.
 DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
@@ -28,7 +32,7 @@ LOG_FORMATS = ("json", "text")
 class ReportConfig:
     """Where and how measurements are sent."""
 
-    # Template with {acct} and {app_id}; the original's hosted default no longer exists.
+    # Template with {acct} and {app_id}; default: the bundled collector in the cluster.
     url_template: str
     # Fills {acct}; required only when the template uses it.
     account: str | None
@@ -164,6 +168,8 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
     env = _Reader(environ)
     url = _check_url(env)
     account = env.text("OPTUNE_ACCOUNT")
+    if url == DEFAULT_URL and account is None:
+        account = DEFAULT_ACCOUNT
     if url and "acct" in _placeholders(url) and account is None:
         env.problems.append("OPTUNE_ACCOUNT is not set, but OPTUNE_URL uses {acct}")
     report = ReportConfig(
@@ -240,15 +246,8 @@ def _stats_config(env: _Reader) -> StatsConfig:
 
 
 def _check_url(env: _Reader) -> str | None:
-    url = env.text("OPTUNE_URL")
+    url = env.text("OPTUNE_URL") or DEFAULT_URL
     expected = "expected http(s)://host[:port]/path with {acct} and {app_id}"
-    if url is None:
-        env.problems.append(
-            "OPTUNE_URL is not set: it is required (the original's hosted default no longer"
-            f" exists); {expected}, e.g. https://backend.example.com/accounts/{{acct}}"
-            "/applications/{app_id}/servo"
-        )
-        return None
     try:
         fields = _placeholders(url)
     except ValueError as e:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from servo.config import DEFAULT_APP_ID, DEFAULT_SLEEPER_IMAGE, load_config
+from servo.config import DEFAULT_APP_ID, DEFAULT_SLEEPER_IMAGE, DEFAULT_URL, load_config
 from servo.errors import ConfigError
 
 URL = "http://127.0.0.1:9/accounts/{acct}/applications/{app_id}/servo"
@@ -63,10 +63,13 @@ def test_masked_config_hides_the_token() -> None:
     assert cfg.masked()["auth_token"] == "***"
 
 
-def test_url_is_required_and_the_error_says_why() -> None:
-    [problem] = problems({})
-    assert problem.startswith("OPTUNE_URL is not set")
-    assert "no longer exists" in problem
+def test_default_url_is_the_bundled_collector_with_its_account() -> None:
+    cfg = load_config({})
+    assert cfg.report.url_template == DEFAULT_URL and cfg.report.account == "default"
+    assert cfg.report.url_for("J 1") == (
+        "http://servo-collector.servo.svc:8090/accounts/default/applications/J%201/servo"
+    )
+    assert load_config({"OPTUNE_ACCOUNT": "acme"}).report.account == "acme"
 
 
 @pytest.mark.parametrize(

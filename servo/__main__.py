@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
     add_collector_parser(sub)
     add_report_parser(sub)
+    from servo.measure import add_measure_parser
+
+    add_measure_parser(sub)
     return parser
 
 
@@ -166,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_collector(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "measure":
+        from servo.measure import run_measure
+
+        return run_measure(args, os.environ)
     return cmd_run(args)
 
 

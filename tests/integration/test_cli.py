@@ -119,3 +119,23 @@ def test_readme_demo_runs_and_shows_every_event() -> None:
     assert kinds[0] == "HELLO" and kinds[-1] == "GOODBYE" and kinds.count("MEASUREMENT") == 3
     failed = [e["param"] for e in events if e["param"].get("status") == "failed"]
     assert [f["message"] for f in failed] == ["job deleted before it ran"]
+
+
+def test_readme_first_command_measures_a_job_and_reports_it(tmp_path: Path) -> None:
+    """The README's first command, as written, from `servo measure` on (the venv and the
+    install before it are what CI itself just did)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    first = readme.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    steps = first.split(" && ")
+    assert steps[0] == "python3 -m venv .venv" and steps[1].startswith(".venv/bin/pip install")
+    bindir = Path(sys.executable).parent
+    script = " && ".join(steps[2:]).replace(".venv/bin/", f"{bindir}/")
+    env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
+    env.pop("SERVO_DB", None)
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "data" / "servo" / "servo.db").exists()
+    [header, row] = proc.stdout.splitlines()
+    assert header.startswith("APP ID") and row.split()[:3] == ["sample-job", "1", "0"]
+    assert "MiB" in row  # the peak memory of the 100 MiB it touched

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
@@ -190,6 +191,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Imported late: the kubernetes client is slow to import, and a config error needs none.
     from servo.app import Servo
     from servo.kube import KubeClient, load_api_client
+    from servo.outbox import Outbox
     from servo.report import Reporter
 
     try:
@@ -197,8 +199,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print_config_error(e)
         return EXIT_CONFIG
+    try:
+        outbox = Outbox(cfg.report.outbox_dir)
+        outbox.depth()
+    except (OSError, sqlite3.Error) as e:
+        print_config_error(ConfigError([
+            f"OPTUNE_OUTBOX_DIR={cfg.report.outbox_dir!r}: cannot keep the outbox there ({e});"
+            " point it at a writable volume"]))  # fmt: skip
+        return EXIT_CONFIG
     stop = threading.Event()
-    servo = Servo(cfg, KubeClient(api), Reporter(cfg.report))
+    reporter = Reporter(cfg.report, outbox=outbox)
+    servo = Servo(cfg, KubeClient(api), reporter)
+    reporter.on_delivered = servo.mark_reported
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         servo.stop_reason = signal.Signals(signum).name

@@ -18,10 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from servo.config import Config
+from servo.errors import KubeError
+from servo.guard import release_patch, reported_patch, valve_due
 from servo.kube import KubeClient
 from servo.logs import pod_logger
-from servo.models import Event, Measurement
-from servo.pods import facts_from_pod
+from servo.models import Event, Measurement, PodFacts
+from servo.outbox import event_pod
+from servo.pods import GUARD_FINALIZER, facts_from_pod
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
 from servo.stats import MonitorStats
@@ -167,16 +170,74 @@ class Servo:
                 with self._lock:
                     tracker.forget(uid)
             return
+        facts = found.facts
         with self._lock:
-            due = tracker.observe(event.type, found.facts, time.monotonic())
-            waiting = due is None and found.facts.uid in tracker.awaiting
+            due = tracker.observe(event.type, facts, time.monotonic())
+            waiting = due is None and facts.uid in tracker.awaiting
+            done_before = due is None and facts.uid in tracker.reported
         if waiting and logger.isEnabledFor(logging.DEBUG):
-            pod_logger(logger, found.facts).debug(
+            pod_logger(logger, facts).debug(
                 "job ended; waiting for the monitor's stats",
                 extra={"wait_s": self.cfg.stats.wait_s},
             )
         if due is not None:
             self._send(due, stop)
+        elif self.cfg.guard.enabled and facts.finalizers and event.type != "DELETED":
+            if done_before:
+                self.release(facts, "measured before")
+            elif valve_due(facts, time.time(), self.cfg.guard.max_age_s):
+                pod_logger(logger, facts).warning(
+                    "releasing a job pod that waited too long for its measurement",
+                    extra={"max_age_s": self.cfg.guard.max_age_s},
+                )
+                self.release(facts, "safety valve")
+
+    # --- restart recovery and the finalizer guard -------------------------------------------
+
+    def mark_reported(self, event: Event) -> None:
+        """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it."""
+        if event.event != "MEASUREMENT":
+            return
+        pod = event_pod(event)
+        if pod is None:
+            return
+        try:
+            self.kube.patch_pod(pod["namespace"], pod["pod"],
+                                reported_patch(pod["uid"], event.id),
+                                content_type="application/merge-patch+json")  # fmt: skip
+        except KubeError as e:
+            # Gone (deleted, replaced) is fine: there is nothing left to measure twice.
+            level = logging.DEBUG if e.status in (404, 409, 422) else logging.WARNING
+            logger.log(level, "could not mark the pod as reported", extra={
+                "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
+                "error": e.message})  # fmt: skip
+
+    def release(self, facts: PodFacts, why: str) -> None:
+        """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).
+        A concurrent change to the finalizers fails the patch's test: read again, retry."""
+        finalizers = facts.finalizers
+        for _attempt in range(3):
+            try:
+                self.kube.patch_pod(facts.namespace, facts.name,
+                                    release_patch(facts.uid, finalizers),
+                                    content_type="application/json-patch+json")  # fmt: skip
+                pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
+                return
+            except KubeError as e:
+                if e.status == 404:
+                    return
+                if e.status not in (409, 422):
+                    pod_logger(logger, facts).warning("could not remove the guard finalizer",
+                        extra={"status": e.status, "error": e.message})  # fmt: skip
+                    return
+            current = self.kube.get_pod(facts.namespace, facts.name)
+            meta = (current or {}).get("metadata") or {}
+            if current is None or meta.get("uid") != facts.uid:
+                return
+            finalizers = tuple(f for f in meta.get("finalizers") or [] if isinstance(f, str))
+            if GUARD_FINALIZER not in finalizers:
+                return
+        pod_logger(logger, facts).warning("guard finalizer kept changing; will retry later")
 
     def _send(self, due: Measurement, stop: threading.Event | None) -> None:
         log = pod_logger(logger, due.job)
@@ -191,7 +252,10 @@ class Servo:
                 "job failed before it could be measured",
                 extra={"why": due.failure, "reason": due.annotations.get("reason")},
             )
-        self.reporter.submit(measurement_event(due), stop=stop)
+        if self.reporter.submit(measurement_event(due), stop=stop) and (
+            self.cfg.guard.enabled and due.job.finalizers
+        ):
+            self.release(due.job, "measured")
 
     # --- monitor stats --------------------------------------------------------------------
 

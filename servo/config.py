@@ -10,6 +10,7 @@ import ipaddress
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -48,6 +49,11 @@ class ReportConfig:
     workers: int = 4
     # Events waiting to be sent; when full the watch waits rather than drop a measurement.
     queue_size: int = 10_000
+    # Directory of the durable outbox (SQLite); survives restarts when it is a volume.
+    outbox_dir: str = ""
+    # An event still undelivered after this long is given up (ERROR line, counter): a week
+    # covers a long weekend's backend outage without keeping events forever.
+    outbox_max_age_s: float = 7 * 24 * 3600.0
 
     def url_for(self, app_id: str) -> str:
         """The URL for one app id (quoted, so an id cannot change the path)."""
@@ -90,6 +96,16 @@ class StatsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardConfig:
+    """The finalizer guard (off by default: it needs the finalizer added at admission)."""
+
+    # Remove servo.optune.io/measure from job pods once their measurement is in the outbox.
+    enabled: bool = False
+    # Safety valve: release pods that have waited this long for deletion, measured or not.
+    max_age_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """Everything the servo needs, validated."""
 
@@ -109,6 +125,7 @@ class Config:
     kubeconfig: str | None = None
     # Monitor stats: receiver and wait.
     stats: StatsConfig = StatsConfig()
+    guard: GuardConfig = GuardConfig()
 
     def masked(self) -> dict[str, object]:
         """The effective configuration for a log line, secrets masked."""
@@ -128,6 +145,8 @@ class Config:
             "monitor_container": self.stats.monitor_container,
             "stats_wait_s": self.stats.wait_s,
             "stats_port": self.stats.port,
+            "outbox_dir": self.report.outbox_dir,
+            "finalizer_guard": self.guard.enabled,
         }
 
 
@@ -146,6 +165,17 @@ class _Reader:
         if value is None or value.strip() == "":
             return None
         return value.strip()
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{name}={raw!r}: expected true or false")
+        return default
 
     def number(self, name: str, default: T, convert: Callable[[str], T], *, minimum: float) -> T:
         raw = self.text(name)
@@ -181,6 +211,8 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         max_backoff_s=env.number("OPTUNE_SEND_MAX_BACKOFF", 60.0, float, minimum=0),
         workers=env.number("OPTUNE_SEND_WORKERS", 4, int, minimum=1),
         queue_size=env.number("OPTUNE_SEND_QUEUE", 10_000, int, minimum=1),
+        outbox_dir=env.text("OPTUNE_OUTBOX_DIR") or default_outbox_dir(env.environ),
+        outbox_max_age_s=env.number("OPTUNE_OUTBOX_MAX_AGE", 604_800.0, float, minimum=1),
     )
     watch = WatchConfig(
         namespaces=_check_namespaces(env),
@@ -208,10 +240,15 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         except ValueError:
             env.problems.append(f"SELF_IP={self_ip!r}: expected an IP address (status.podIP)")
     stats = _stats_config(env)
+    guard = GuardConfig(
+        enabled=env.flag("OPTUNE_FINALIZER_GUARD", False),
+        max_age_s=env.number("OPTUNE_FINALIZER_MAX_AGE", 600.0, float, minimum=1),
+    )
     if env.problems:
         raise ConfigError(env.problems)
     return Config(
         stats=stats,
+        guard=guard,
         report=report,
         watch=watch,
         app_id=app_id,
@@ -221,6 +258,14 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         self_ip=self_ip,
         kubeconfig=kubeconfig,
     )
+
+
+def default_outbox_dir(environ: Mapping[str, str]) -> str:
+    """$XDG_STATE_HOME/servo, else ~/.local/state/servo (the example mounts a volume and sets
+    OPTUNE_OUTBOX_DIR)."""
+    home = environ.get("HOME") or "/"
+    state = environ.get("XDG_STATE_HOME") or str(Path(home) / ".local" / "state")
+    return str(Path(state) / "servo")
 
 
 def _stats_config(env: _Reader) -> StatsConfig:

@@ -171,6 +171,46 @@ class KubeClient:
                 self._open.discard(resp)
             resp.release_conn()
 
+    def patch_pod(
+        self, namespace: str, name: str, body: Any, *, content_type: str
+    ) -> dict[str, Any]:
+        """Patch one pod (merge, strategic or JSON patch); the patched pod as a dict."""
+        try:
+            resp: Any = self.core.patch_namespaced_pod(
+                name,
+                namespace,
+                body,
+                _content_type=content_type,
+                _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_S, 30.0),
+            )
+            doc = json.loads(resp.data)
+        except ApiException as e:
+            raise kube_error_from_api(e) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "ConnectionError", str(e)) from e
+        except ValueError as e:
+            raise KubeError(0, "BadResponse", f"patched pod is not JSON: {e}") from e
+        return doc if isinstance(doc, dict) else {}
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One pod as a dict; None when it does not exist (any more)."""
+        try:
+            resp: Any = self.core.read_namespaced_pod(
+                name, namespace, _preload_content=False,
+                _request_timeout=(CONNECT_TIMEOUT_S, 30.0),
+            )  # fmt: skip
+            doc = json.loads(resp.data)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise kube_error_from_api(e) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "ConnectionError", str(e)) from e
+        except ValueError as e:
+            raise KubeError(0, "BadResponse", f"pod is not JSON: {e}") from e
+        return doc if isinstance(doc, dict) else None
+
     def close_streams(self) -> None:
         """Shut every open watch stream (at shutdown), so blocked reads return at once."""
         with self._lock:

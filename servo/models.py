@@ -50,6 +50,12 @@ class PodFacts:
     monitor_message: str = ""
     # Per-pod token the monitor sends with its stats (env OPTUNE_STATS_TOKEN in its spec).
     stats_token: str = ""
+    # A servo already delivered this pod's MEASUREMENT (the reported annotation is set).
+    reported: bool = False
+    # The pod's finalizers when it carries the servo's guard finalizer, else empty.
+    finalizers: tuple[str, ...] = ()
+    # When deletion was asked for (deletionTimestamp), epoch seconds.
+    deleted_s: float | None = None
 
     @property
     def key(self) -> str:

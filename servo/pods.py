@@ -28,6 +28,10 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 DEFAULT_MONITOR_NAME = "servo-monitor"
 # The monitor's env var holding its per-pod stats token.
 STATS_TOKEN_ENV = "OPTUNE_STATS_TOKEN"
+# Set (by merge patch) once a pod's MEASUREMENT was delivered: a restarted servo skips it.
+REPORTED_ANNOTATION = "servo.optune.io/reported"
+# The finalizer that keeps a job pod until its measurement is safely in the outbox.
+GUARD_FINALIZER = "servo.optune.io/measure"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,9 +109,18 @@ def facts_from_pod(
             term_reason=_str(term.get("reason")),
             done_at=done_at if isinstance(done_at, str) else None,
             pod_ip=_str(status.get("podIP")),
+            reported=REPORTED_ANNOTATION in annotations,
+            finalizers=_guard_finalizers(meta),
+            deleted_s=parse_timestamp(meta.get("deletionTimestamp")),
             **_monitor_facts(spec, status, monitor_name),
         )
     )
+
+
+def _guard_finalizers(meta: Mapping[str, Any]) -> tuple[str, ...]:
+    """All finalizers, when ours is among them (the servo must remove it); else ()."""
+    finalizers = tuple(f for f in _list(meta.get("finalizers")) if isinstance(f, str))
+    return finalizers if GUARD_FINALIZER in finalizers else ()
 
 
 def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str) -> dict[str, str]:

@@ -2,8 +2,12 @@
 
 Events are queued (bounded) and sent by workers, so a slow backend never stalls the watch.
 Retried: connection errors, timeouts, 408, 429, 5xx (Retry-After honoured), until the deadline.
-Other 4xx are logged at ERROR with a body excerpt and dropped. Nothing here is durable yet: an
-event still queued when the process ends is logged as lost (the durable outbox is issue #5).
+Other 4xx are logged at ERROR with a body excerpt and dropped.
+
+With an outbox (servo/outbox.py) every submitted event is on disk first: a send that runs out of
+retries goes back to the outbox for later, a pump thread feeds the workers from it (after a
+restart, too), and only a 2xx, a refusal or the maximum age removes an event. Without one
+(tests, `servo measure`) an event still queued when the process ends is logged as lost.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from servo import __version__
 from servo.config import ReportConfig
 from servo.errors import ReportError
 from servo.models import Event
+from servo.outbox import Outbox
 from servo.retrying import is_retryable, parse_retry_after, retry_after
 
 logger = logging.getLogger(__name__)
@@ -59,8 +64,13 @@ class ReportCounts:
     """Running totals, for logs, tests and (issue #7) metrics."""
 
     sent: int = 0
-    failed: int = 0
-    lost: int = 0
+    failed: int = 0  # refused by the backend (a 4xx other than 408/429): never retried
+    lost: int = 0  # no outbox, and still queued at shutdown
+    expired: int = 0  # outbox: older than the maximum age, given up
+    postponed: int = 0  # outbox: retries ran out for now; tried again later
+
+
+PUMP_INTERVAL_S = 0.5
 
 
 class Reporter:
@@ -72,8 +82,18 @@ class Reporter:
         *,
         session: requests.Session | None = None,
         wait: wait_base | None = None,
+        outbox: Outbox | None = None,
+        on_delivered: Callable[[Event], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.cfg = cfg
+        self.outbox = outbox
+        # Called after a 2xx (e.g. to mark the pod as reported); errors are logged, not raised.
+        self.on_delivered = on_delivered
+        self._clock = clock
+        # Ids queued or in flight, so the pump does not hand one event to two workers.
+        self._queued: set[str] = set()
+        self._wake = threading.Event()
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.counts = ReportCounts()
@@ -157,9 +177,21 @@ class Reporter:
             t = threading.Thread(target=self._work, name=f"report-{i}", daemon=True)
             t.start()
             self._workers.append(t)
+        if self.outbox is not None:
+            waiting = self.outbox.depth()
+            if waiting:
+                logger.info("outbox holds events from before; sending them", extra={
+                    "count": waiting})  # fmt: skip
+            self._pump_thread = threading.Thread(target=self._pump, name="outbox", daemon=True)
+            self._pump_thread.start()
 
     def submit(self, event: Event, *, stop: threading.Event | None = None) -> bool:
-        """Queue an event; when the queue is full, wait (never drop). False if stopped first."""
+        """Hand over an event. With an outbox: on disk when this returns True, never blocks.
+        Without: queued; when the queue is full, wait (never drop). False if stopped first."""
+        if self.outbox is not None:
+            self.outbox.put(event, self._clock())
+            self._enqueue(event)
+            return True
         warned = False
         while True:
             try:
@@ -172,9 +204,46 @@ class Reporter:
                 if (stop is not None and stop.is_set()) or self._abort.is_set():
                     return False
 
+    def _enqueue(self, event: Event) -> bool:
+        """Queue an outbox event for a worker unless it is already queued or the queue is full
+        (then the pump brings it later)."""
+        with self._lock:
+            if event.id in self._queued:
+                return False
+            try:
+                self._queue.put_nowait(event)
+            except queue.Full:
+                return False
+            self._queued.add(event.id)
+            return True
+
+    def _pump(self) -> None:
+        """Feed the workers from the outbox: what is due, as far as the queue has room."""
+        assert self.outbox is not None
+        while not self._abort.is_set():
+            now = self._clock()
+            for old in self.outbox.older_than(now - self.cfg.outbox_max_age_s):
+                if old.event.id in self._queued:
+                    continue
+                self.outbox.drop(old.event.id)
+                self._count(expired=1)
+                logger.error("report given up: older than the outbox's maximum age", extra={
+                    "event": old.event.event, "event_id": old.event.id,
+                    "app_id": old.event.app_id, "attempts": old.attempts,
+                    "max_age_s": self.cfg.outbox_max_age_s})  # fmt: skip
+            room = self._queue.maxsize - self._queue.qsize()
+            if room > 0:
+                with self._lock:
+                    busy = set(self._queued)
+                for pending in self.outbox.due(now, limit=room, skip=busy):
+                    self._enqueue(pending.event)
+            self._wake.wait(PUMP_INTERVAL_S)
+            self._wake.clear()
+
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Events waiting: in the outbox when there is one, else in the memory queue."""
+        return self.outbox.depth() if self.outbox is not None else self._queue.qsize()
 
     def _work(self) -> None:
         while True:
@@ -187,7 +256,16 @@ class Reporter:
                 self._queue.task_done()
 
     def _deliver(self, event: Event) -> None:
+        try:
+            self._deliver_once(event)
+        finally:
+            with self._lock:
+                self._queued.discard(event.id)
+
+    def _deliver_once(self, event: Event) -> None:
         if self._abort.is_set():
+            if self.outbox is not None:
+                return  # stays in the outbox for the next start
             self._count(lost=1)
             logger.error(
                 "report lost at shutdown", extra={"event": event.event, "event_id": event.id}
@@ -197,6 +275,17 @@ class Reporter:
         try:
             self.send(event)
         except ReportError as e:
+            if self.outbox is not None and is_retryable(e):
+                # Out of retries for now (or shutting down): keep it, try again later.
+                self.outbox.postpone(event.id, self._clock() + self.cfg.max_backoff_s, str(e))
+                self._count(postponed=1)
+                log = logger.info if self._abort.is_set() else logger.warning
+                log("report postponed; it stays in the outbox", extra={
+                    "event": event.event, "event_id": event.id, "app_id": event.app_id,
+                    "status": e.status, "error": str(e)})  # fmt: skip
+                return
+            if self.outbox is not None:
+                self.outbox.drop(event.id)
             self._count(failed=1)
             logger.error(
                 "report gave up",
@@ -214,7 +303,14 @@ class Reporter:
             self._count(failed=1)
             logger.exception("report crashed", extra={"event": event.event, "event_id": event.id})
         else:
+            if self.outbox is not None:
+                self.outbox.delivered(event.id)
             self._count(sent=1)
+            if self.on_delivered is not None:
+                try:
+                    self.on_delivered(event)
+                except Exception:  # noqa: BLE001 - the event is delivered whatever this does
+                    logger.exception("after-delivery step failed", extra={"event_id": event.id})
             logger.info(
                 "report sent",
                 extra={
@@ -225,20 +321,30 @@ class Reporter:
                 },
             )
 
-    def _count(self, *, sent: int = 0, failed: int = 0, lost: int = 0) -> None:
+    def _count(self, *, sent: int = 0, failed: int = 0, lost: int = 0, expired: int = 0,
+               postponed: int = 0) -> None:  # fmt: skip
         with self._lock:
             self.counts.sent += sent
             self.counts.failed += failed
             self.counts.lost += lost
+            self.counts.expired += expired
+            self.counts.postponed += postponed
 
     def close(self, *, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        """Let the workers empty the queue for up to `grace_s`, then abort what is left."""
+        """Let the workers empty the queue (and the outbox) for up to `grace_s`, then abort:
+        with an outbox, what is left stays there for the next start."""
         deadline = clock() + grace_s
-        while self._queue.unfinished_tasks and clock() < deadline:
+        while clock() < deadline and (
+            self._queue.unfinished_tasks or (self.outbox is not None and self.outbox.depth())
+        ):
+            self._wake.set()
             time.sleep(0.05)
         self._abort.set()
+        self._wake.set()
         for _ in self._workers:
             self._queue.put(None)
         for t in self._workers:
             t.join(timeout=max(1.0, self.cfg.timeout_s + 1))
         self._workers.clear()
+        if self.outbox is not None and (left := self.outbox.depth()):
+            logger.warning("events left in the outbox for the next start", extra={"count": left})

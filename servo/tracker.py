@@ -65,6 +65,11 @@ class Tracker:
     def observe(self, event_type: str, facts: PodFacts, now_s: float = 0.0) -> Measurement | None:
         """Take an ADDED/MODIFIED/DELETED job pod; return its measurement when it is due."""
         uid = facts.uid
+        if facts.reported and uid not in self.awaiting:
+            # A servo (this one, or one before a restart) delivered it: never again.
+            self.pending.pop(uid, None)
+            self.early_stats.pop(uid, None)
+            self.reported.add(uid)
         if uid in self.reported:
             if event_type == "DELETED":
                 self.reported.discard(uid)

@@ -33,6 +33,7 @@ def main() -> int:
             POD_NAMESPACES="default",
             OPTUNE_STATS_PORT="0",
             OPTUNE_STATS_BIND="127.0.0.1",
+            OPTUNE_OUTBOX_DIR=str(Path(tmp) / "outbox"),
         )
         print(
             f"API emulator {emu.url}, backend {be.url}; starting: servo --kubeconfig ...",

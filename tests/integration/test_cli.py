@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ SERVO = [sys.executable, "-m", "servo"]
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTUNE_", "POD_NAMESP"))}
     env.pop("KUBERNETES_SERVICE_HOST", None)
+    # Each process gets an outbox of its own: a shared one would carry events between tests.
+    env["OPTUNE_OUTBOX_DIR"] = tempfile.mkdtemp(prefix="servo-outbox-")
     env.update(extra)
     return env
 

@@ -210,7 +210,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     reporter = Reporter(cfg.report, outbox=outbox)
     servo = Servo(cfg, KubeClient(api), reporter)
-    reporter.on_delivered = servo.mark_reported
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         servo.stop_reason = signal.Signals(signum).name

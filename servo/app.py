@@ -74,6 +74,9 @@ class Servo:
         self.kube = kube
         self.reporter = reporter
         self.with_receiver = with_receiver
+        if reporter.on_delivered is None:
+            # After a 2xx the pod is annotated, so no later start measures it again.
+            reporter.on_delivered = self.mark_reported
         self.receiver: StatsReceiver | None = None
         # Trackers are fed by watch threads, receiver threads and the wait timer.
         self._lock = threading.Lock()
@@ -313,7 +316,8 @@ class Servo:
             return [m for s in self.scopes for m in s.tracker.expire(now_s, why=why)]
 
     def _expire_waits(self, stop: threading.Event) -> None:
-        """Measure, without stats, the jobs whose monitor did not deliver in time."""
+        """Measure, without stats, the jobs whose monitor did not deliver in time; open the
+        guard's safety valve for pods that wait for deletion too long (no event may come)."""
         while not stop.wait(STATS_WAIT_TICK_S):
             for m in self._expired(time.monotonic()):
                 pod_logger(logger, m.job).warning(
@@ -321,3 +325,17 @@ class Servo:
                     extra={"wait_s": self.cfg.stats.wait_s},
                 )
                 self._send(m, stop)
+            if self.cfg.guard.enabled:
+                now = time.time()
+                with self._lock:
+                    stuck = [f for s in self.scopes for f in s.tracker.pending.values()
+                             if valve_due(f, now, self.cfg.guard.max_age_s)]  # fmt: skip
+                for facts in stuck:
+                    pod_logger(logger, facts).warning(
+                        "releasing a job pod that waited too long for its measurement",
+                        extra={"max_age_s": self.cfg.guard.max_age_s},
+                    )
+                    self.release(facts, "safety valve")
+                    with self._lock:  # released once; its next event says what became of it
+                        for s in self.scopes:
+                            s.tracker.pending.pop(facts.uid, None)

@@ -201,7 +201,19 @@ def is_finished(facts: PodFacts) -> bool:
 
 
 def never_started(facts: PodFacts) -> bool:
-    """Did the pod fail without its job container ever starting (evicted, deadline, bad image)?"""
+    """Did the pod fail without its job container ever starting (evicted, deadline, bad image),
+    or is it being deleted before its job container started (the kubelet starts no container
+    in a pod marked for deletion; a finalizer may keep such a pod around)?"""
+    if (
+        facts.deleting
+        and facts.started_s is None
+        and facts.state
+        in (
+            ContainerState.UNKNOWN,
+            ContainerState.WAITING,
+        )
+    ):
+        return True
     if facts.phase != "Failed":
         return False
     if facts.state is ContainerState.TERMINATED:
@@ -281,6 +293,6 @@ def measurement_on_delete(facts: PodFacts) -> Measurement:
 
 
 def measurement_never_started(facts: PodFacts) -> Measurement:
-    """The failure for a pod that failed before its job container started."""
-    reason = facts.pod_reason or facts.term_reason or "Failed"
+    """The failure for a pod that failed, or is deleted, before its job container started."""
+    reason = facts.pod_reason or facts.term_reason or ("Deleted" if facts.deleting else "Failed")
     return failure(facts, NEVER_RAN_MESSAGE, reason=reason)

@@ -12,6 +12,7 @@ import pytest
 from servo.app import Servo
 from servo.config import Config, load_config
 from servo.kube import KubeClient
+from servo.outbox import Outbox
 from servo.report import Reporter
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
@@ -66,7 +67,9 @@ def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
             **env,
         }
         cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
-        servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
+        # An outbox only when a test names its directory (OPTUNE_OUTBOX_DIR=...).
+        outbox = Outbox(cfg.report.outbox_dir) if "OPTUNE_OUTBOX_DIR" in env else None
+        servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report, outbox=outbox))
         stop = threading.Event()
         thread = threading.Thread(
             target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True

@@ -8,6 +8,7 @@ message, and the backend must get one MEASUREMENT carrying them.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -227,3 +228,21 @@ def test_shutdown_sends_waiting_jobs_without_stats_rather_than_lose_them(
         "none: the servo stopped before the monitor's stats came"
     )
     assert backend.accepted[-1].event == "GOODBYE"
+
+
+def test_tokens_never_reach_the_logs(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    servo = start_servo(OPTUNE_STATS_WAIT="20", OPTUNE_DEBUG="2")
+    pod = start_job(emu, monitored_job("secretive"))
+    finish_job(emu, "secretive")
+    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    uid = pod["metadata"]["uid"]
+    assert post(servo, {"id": uid, "stats": STATS}, token="forged-" + POD_TOKEN).status_code == 403
+    assert post(servo, {"id": uid, "stats": STATS}).status_code == 200
+    wait_measured(backend, 1)
+    servo.stop()
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert logged and "backend-t0ken" not in logged and POD_TOKEN not in logged

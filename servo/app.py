@@ -22,12 +22,14 @@ from servo.errors import KubeError
 from servo.guard import release_patch, reported_patch, valve_due
 from servo.kube import KubeClient
 from servo.logs import pod_logger
+from servo.metrics import ReportView, ScopeView, ServoMetrics, age_s
 from servo.models import Event, Measurement, PodFacts
+from servo.ops_server import OpsServer
 from servo.outbox import event_pod
 from servo.pods import GUARD_FINALIZER, facts_from_pod
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
-from servo.stats import MonitorStats
+from servo.stats import CHANNEL_MESSAGE, MonitorStats
 from servo.tracker import StatsVerdict, Tracker
 from servo.watch import LISTED, PodWatch, WatchEvent
 
@@ -78,6 +80,10 @@ class Servo:
             # After a 2xx the pod is annotated, so no later start measures it again.
             reporter.on_delivered = self.mark_reported
         self.receiver: StatsReceiver | None = None
+        self.ops: OpsServer | None = None
+        self.metrics = ServoMetrics(per_app=cfg.metrics.per_app)
+        self.metrics.bind(self._scope_views, self._report_view)
+        self._threads: list[threading.Thread] = []
         # Trackers are fed by watch threads, receiver threads and the wait timer.
         self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
@@ -92,6 +98,7 @@ class Servo:
             target=self._expire_waits, args=(stop,), name="stats-waits", daemon=True
         )
         waits.start()
+        self._threads.append(waits)
         namespaces: list[str | None] = (
             [None] if self.cfg.watch.all_namespaces else list(self.cfg.watch.namespaces)
         )
@@ -108,6 +115,7 @@ class Servo:
             )
             self.scopes.append(scope)
             scope.thread.start()
+        self._start_ops()
         logger.info("servo running", extra={"namespaces": [s.watch.scope for s in self.scopes]})
         stop.wait()
         logger.info("servo stopping", extra={"reason": self.stop_reason})
@@ -117,6 +125,8 @@ class Servo:
                 scope.thread.join(timeout=5.0)
         if self.receiver is not None:
             self.receiver.stop()
+        if self.ops is not None:
+            self.ops.stop()
         waits.join(timeout=5.0)
         # Jobs still waiting for stats go out now without them rather than be lost (until
         # the durable outbox keeps them across restarts).
@@ -243,6 +253,9 @@ class Servo:
         pod_logger(logger, facts).warning("guard finalizer kept changing; will retry later")
 
     def _send(self, due: Measurement, stop: threading.Event | None) -> None:
+        self.metrics.observe(due)
+        if due.annotations.get("stats_channel") == CHANNEL_MESSAGE:
+            self.metrics.stats_arrived(CHANNEL_MESSAGE, None)
         log = pod_logger(logger, due.job)
         if due.failure is None:
             metrics = {k: v.value for k, v in due.metrics.items()}
@@ -259,6 +272,70 @@ class Servo:
             self.cfg.guard.enabled and due.job.finalizers
         ):
             self.release(due.job, "measured")
+
+    # --- operations: metrics and probes -------------------------------------------------
+
+    def _start_ops(self) -> None:
+        if not self.with_receiver:
+            return
+        ops = OpsServer(self.metrics.registry, health=self.health, ready=self.ready,
+                        bind=self.cfg.metrics.bind, port=self.cfg.metrics.port)  # fmt: skip
+        try:
+            ops.start()
+        except OSError as e:
+            logger.error("metrics and probes cannot listen", extra={
+                "port": self.cfg.metrics.port, "error": str(e)})  # fmt: skip
+            return
+        self.ops = ops
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Alive: every watch loop, the stats timer and the report workers still run."""
+        loops = {f"watch {s.watch.scope}": bool(s.thread and s.thread.is_alive())
+                 for s in self.scopes}  # fmt: skip
+        loops.update({t.name: t.is_alive() for t in self._threads})
+        loops["report workers"] = self.reporter.alive()
+        return all(loops.values()) and bool(self.scopes), {"loops": loops}
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: every scope listed once, and its API server contact is recent."""
+        now = time.monotonic()
+        limit_s = 2 * self.cfg.watch.idle_timeout_s
+        scopes = {}
+        for s in self.scopes:
+            if not s.watch.synced.is_set():
+                scopes[s.watch.scope] = "not listed yet"
+            elif now - s.watch.stats.last_contact_s > limit_s:
+                scopes[s.watch.scope] = f"no answer from the API server for over {limit_s:g} s"
+            else:
+                scopes[s.watch.scope] = "current"
+        ok = bool(scopes) and all(v == "current" for v in scopes.values())
+        return ok, {"scopes": scopes}
+
+    def _scope_views(self) -> list[ScopeView]:
+        with self._lock:
+            return [
+                ScopeView(
+                    namespace=s.watch.scope,
+                    jobs_seen=s.tracker.seen,
+                    lists=s.watch.stats.lists,
+                    watches=s.watch.stats.watches,
+                    expired=s.watch.stats.expired,
+                    errors=s.watch.stats.errors,
+                    pending=len(s.tracker.pending),
+                    awaiting_stats=len(s.tracker.awaiting),
+                )  # fmt: skip
+                for s in self.scopes
+            ]
+
+    def _report_view(self) -> ReportView:
+        c = self.reporter.counts
+        box = self.reporter.outbox
+        return ReportView(
+            sent=c.sent, failed=c.failed, lost=c.lost, expired=c.expired,
+            postponed=c.postponed,
+            outbox_depth=box.depth() if box is not None else None,
+            outbox_oldest_age_s=age_s(box.oldest_created()) if box is not None else None,
+        )  # fmt: skip
 
     # --- monitor stats --------------------------------------------------------------------
 
@@ -298,7 +375,14 @@ class Servo:
             )
             if not (by_ip or by_token):
                 return Answer(403, "stats are accepted only from the pod itself or with its token")
+            waiting = tracker.awaiting.get(uid)
+            waited = (
+                time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
+                if waiting is not None
+                else None
+            )
             verdict, due = tracker.stats_arrived(uid, stats)
+        self.metrics.stats_arrived(stats.channel, waited)
         pod_logger(logger, facts).info(
             "stats received",
             extra={

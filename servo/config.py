@@ -96,6 +96,17 @@ class StatsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The operations endpoint: /metrics, /healthz, /readyz."""
+
+    # Port for Prometheus and the kubelet's probes; 0 = any free port (tests).
+    port: int = 8081
+    bind: str = "0.0.0.0"  # noqa: S104 - Prometheus and the kubelet reach it at the pod IP
+    # Last-value gauges per app id: off by default, app ids are unbounded label values.
+    per_app: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GuardConfig:
     """The finalizer guard (off by default: it needs the finalizer added at admission)."""
 
@@ -126,6 +137,7 @@ class Config:
     # Monitor stats: receiver and wait.
     stats: StatsConfig = StatsConfig()
     guard: GuardConfig = GuardConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     def masked(self) -> dict[str, object]:
         """The effective configuration for a log line, secrets masked."""
@@ -244,11 +256,20 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         enabled=env.flag("OPTUNE_FINALIZER_GUARD", False),
         max_age_s=env.number("OPTUNE_FINALIZER_MAX_AGE", 600.0, float, minimum=1),
     )
+    metrics_port = env.number("OPTUNE_METRICS_PORT", 8081, int, minimum=0)
+    if metrics_port > 65535:
+        env.problems.append(f"OPTUNE_METRICS_PORT={metrics_port}: expected 0..65535")
+    metrics = MetricsConfig(
+        port=metrics_port,
+        bind=env.text("OPTUNE_METRICS_BIND") or "0.0.0.0",  # noqa: S104
+        per_app=env.flag("OPTUNE_METRICS_PER_APP", False),
+    )
     if env.problems:
         raise ConfigError(env.problems)
     return Config(
         stats=stats,
         guard=guard,
+        metrics=metrics,
         report=report,
         watch=watch,
         app_id=app_id,

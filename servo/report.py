@@ -240,6 +240,11 @@ class Reporter:
             self._wake.wait(PUMP_INTERVAL_S)
             self._wake.clear()
 
+    def alive(self) -> bool:
+        """Every worker (and the outbox pump) still runs."""
+        pump = getattr(self, "_pump_thread", None)
+        return all(t.is_alive() for t in self._workers) and (pump is None or pump.is_alive())
+
     @property
     def depth(self) -> int:
         """Events waiting: in the outbox when there is one, else in the memory queue."""

@@ -61,10 +61,13 @@ class Tracker:
     awaiting: dict[str, Awaiting] = field(default_factory=dict)
     early_stats: dict[str, MonitorStats] = field(default_factory=dict)
     reported: set[str] = field(default_factory=set)
+    seen: int = 0  # job pods first observed in this scope (for metrics)
 
     def observe(self, event_type: str, facts: PodFacts, now_s: float = 0.0) -> Measurement | None:
         """Take an ADDED/MODIFIED/DELETED job pod; return its measurement when it is due."""
         uid = facts.uid
+        if uid not in self.pending and uid not in self.awaiting and uid not in self.reported:
+            self.seen += 1
         if facts.reported and uid not in self.awaiting:
             # A servo (this one, or one before a restart) delivered it: never again.
             self.pending.pop(uid, None)

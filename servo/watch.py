@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,9 @@ class WatchStats:
     expired: int = 0
     errors: int = 0
     events: int = 0
+    # monotonic time the API server last answered (a list, a stream opening, an event or a
+    # bookmark): readiness wants it recent
+    last_contact_s: float = 0.0
 
 
 def _resource_version(obj: Any) -> str | None:
@@ -122,6 +126,7 @@ class PodWatch:
             if self.stop.is_set():
                 return
         self.stats.lists += 1
+        self.stats.last_contact_s = time.monotonic()
         self._failures = 0
         logger.info(
             "listed pods",
@@ -150,6 +155,7 @@ class PodWatch:
         ):
             if self.stop.is_set():
                 return
+            self.stats.last_contact_s = time.monotonic()
             kind, obj = raw.get("type"), raw.get("object")
             if kind == "ERROR":
                 raise kube_error_from_status(obj)

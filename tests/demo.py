@@ -34,6 +34,8 @@ def main() -> int:
             OPTUNE_STATS_PORT="0",
             OPTUNE_STATS_BIND="127.0.0.1",
             OPTUNE_OUTBOX_DIR=str(Path(tmp) / "outbox"),
+            OPTUNE_METRICS_PORT="0",
+            OPTUNE_METRICS_BIND="127.0.0.1",
         )
         print(
             f"API emulator {emu.url}, backend {be.url}; starting: servo --kubeconfig ...",

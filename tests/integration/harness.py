@@ -20,7 +20,12 @@ from tests.helpers import set_running, set_terminated
 
 TOKEN = "backend-t0ken"
 # The stats receiver on a free loopback port, never the default 0.0.0.0:8080.
-LOCAL_RECEIVER = {"OPTUNE_STATS_PORT": "0", "OPTUNE_STATS_BIND": "127.0.0.1"}
+LOCAL_RECEIVER = {
+    "OPTUNE_STATS_PORT": "0",
+    "OPTUNE_STATS_BIND": "127.0.0.1",
+    "OPTUNE_METRICS_PORT": "0",
+    "OPTUNE_METRICS_BIND": "127.0.0.1",
+}
 
 
 class RunningServo:

@@ -23,6 +23,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env.pop("KUBERNETES_SERVICE_HOST", None)
     # Each process gets an outbox of its own: a shared one would carry events between tests.
     env["OPTUNE_OUTBOX_DIR"] = tempfile.mkdtemp(prefix="servo-outbox-")
+    env.update(OPTUNE_METRICS_PORT="0", OPTUNE_METRICS_BIND="127.0.0.1")
     env.update(extra)
     return env
 

@@ -18,15 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from servo.config import Config
-from servo.errors import KubeError
-from servo.guard import release_patch, reported_patch, valve_due
+from servo.guard import valve_due
 from servo.kube import KubeClient
 from servo.logs import pod_logger
 from servo.metrics import ReportView, ScopeView, ServoMetrics, age_s
 from servo.models import Event, Measurement, PodFacts
 from servo.ops_server import OpsServer
-from servo.outbox import event_pod
-from servo.pods import GUARD_FINALIZER, facts_from_pod
+from servo.pod_marks import PodMarks
+from servo.pods import facts_from_pod
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
 from servo.stats import CHANNEL_MESSAGE, MonitorStats
@@ -75,6 +74,7 @@ class Servo:
         self.cfg = cfg
         self.kube = kube
         self.reporter = reporter
+        self.marks = PodMarks(kube)
         self.with_receiver = with_receiver
         if reporter.on_delivered is None:
             # After a 2xx the pod is annotated, so no later start measures it again.
@@ -209,48 +209,11 @@ class Servo:
 
     def mark_reported(self, event: Event) -> None:
         """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it."""
-        if event.event != "MEASUREMENT":
-            return
-        pod = event_pod(event)
-        if pod is None:
-            return
-        try:
-            self.kube.patch_pod(pod["namespace"], pod["pod"],
-                                reported_patch(pod["uid"], event.id),
-                                content_type="application/merge-patch+json")  # fmt: skip
-        except KubeError as e:
-            # Gone (deleted, replaced) is fine: there is nothing left to measure twice.
-            level = logging.DEBUG if e.status in (404, 409, 422) else logging.WARNING
-            logger.log(level, "could not mark the pod as reported", extra={
-                "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
-                "error": e.message})  # fmt: skip
+        self.marks.mark_reported(event)
 
     def release(self, facts: PodFacts, why: str) -> None:
-        """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).
-        A concurrent change to the finalizers fails the patch's test: read again, retry."""
-        finalizers = facts.finalizers
-        for _attempt in range(3):
-            try:
-                self.kube.patch_pod(facts.namespace, facts.name,
-                                    release_patch(facts.uid, finalizers),
-                                    content_type="application/json-patch+json")  # fmt: skip
-                pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
-                return
-            except KubeError as e:
-                if e.status == 404:
-                    return
-                if e.status not in (409, 422):
-                    pod_logger(logger, facts).warning("could not remove the guard finalizer",
-                        extra={"status": e.status, "error": e.message})  # fmt: skip
-                    return
-            current = self.kube.get_pod(facts.namespace, facts.name)
-            meta = (current or {}).get("metadata") or {}
-            if current is None or meta.get("uid") != facts.uid:
-                return
-            finalizers = tuple(f for f in meta.get("finalizers") or [] if isinstance(f, str))
-            if GUARD_FINALIZER not in finalizers:
-                return
-        pod_logger(logger, facts).warning("guard finalizer kept changing; will retry later")
+        """Remove the guard finalizer (measured, or the safety valve opened)."""
+        self.marks.release(facts, why)
 
     def _send(self, due: Measurement, stop: threading.Event | None) -> None:
         self.metrics.observe(due)

@@ -31,6 +31,7 @@ environment (see README for every variable):
   POD_NAMESPACES      comma-separated namespaces to watch, or * (default: default)
   OPTUNE_APP_ID       where the app id is in a pod (default: spec/containers/0/env/[JOBID])
   OPTUNE_DEBUG        0..5, more is chattier (default 0)
+  OPTUNE_WEBHOOK_*    the admission webhook (servo webhook): see the README, The admission webhook
 """
 
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
     add_collector_parser(sub)
     add_report_parser(sub)
+    from servo.webhook_cli import add_webhook_parser
+
+    add_webhook_parser(sub)
     from servo.measure import add_measure_parser
 
     add_measure_parser(sub)
@@ -170,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_collector(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "webhook":
+        from servo.webhook_cli import run_webhook
+
+        return run_webhook(args, os.environ)
     if args.command == "measure":
         from servo.measure import run_measure
 

@@ -10,6 +10,7 @@ restarted servo measures it no more.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from servo.models import PodFacts
@@ -43,3 +44,14 @@ def valve_due(facts: PodFacts, now_s: float, max_age_s: float) -> bool:
         and facts.deleted_s is not None
         and (now_s - facts.deleted_s >= max_age_s)
     )
+
+
+def guard_patch(pod: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """JSON patch adding the guard finalizer at admission (none if the pod has it already)."""
+    meta = pod.get("metadata")
+    current = meta.get("finalizers") if isinstance(meta, Mapping) else None
+    if not isinstance(current, list) or not current:
+        return [{"op": "add", "path": "/metadata/finalizers", "value": [GUARD_FINALIZER]}]
+    if GUARD_FINALIZER in current:
+        return []
+    return [{"op": "add", "path": "/metadata/finalizers/-", "value": GUARD_FINALIZER}]

@@ -1,0 +1,394 @@
+"""PURE admission logic: a pod spec and settings in, JSON-Patch operations out.
+
+Owns Kubernetes quantity parsing, the monitor container (native sidecar or plain container),
+the DESCRIPTION of the job container's resources and the ADJUST of its cpu and memory. It does
+no I/O, reads no clock and makes no tokens: the webhook passes those in (servo/webhook.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from typing import Any
+
+# Kubernetes 1.29 turned the SidecarContainers feature on by default; before it an init
+# container with restartPolicy Always is rejected or, worse, blocks the pod forever.
+NATIVE_SIDECAR_SINCE = (1, 29)
+# Seconds the monitor needs after SIGTERM to read the cgroup and deliver (mon/README.md).
+MIN_GRACE_PERIOD_S = 30
+VOLUME_NAME = "servo-rsys"
+SYS_MOUNT = "/rsys"
+TERMINATION_LOG = "/dev/termination-log"
+# The monitor's footprint is ~25-30 MiB RSS (mon/README.md): 48Mi requested, 64Mi cap.
+MONITOR_REQUESTS = {"cpu": "10m", "memory": "48Mi"}
+MONITOR_LIMITS = {"cpu": "100m", "memory": "64Mi"}
+GIB = 1024**3
+# The protocol's metrics (DESIGN.md) and their units, for DESCRIPTION.
+METRICS = {
+    "duration": "s",
+    "perf": "1/s",
+    "est_duration": "s",
+    "cpu_time": "s",
+    "max_memory": "bytes",
+}
+
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(.*)$")
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_EXPONENT = re.compile(r"^[eE]([+-]?\d+)$")
+
+
+# -- quantities ---------------------------------------------------------------------------
+
+
+def parse_quantity(text: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "2", "64Mi", "1G", "1e9") as an exact Decimal."""
+    if not isinstance(text, str):
+        raise ValueError(f"quantity {text!r}: expected a string")
+    m = _QUANTITY.match(text.strip())
+    if m is None or not text.strip():
+        raise ValueError(f"quantity {text!r}: expected a number with an optional suffix")
+    number, suffix = m.groups()
+    try:
+        value = Decimal(number)
+    except InvalidOperation as e:  # pragma: no cover - the regex admits only valid numbers
+        raise ValueError(f"quantity {text!r}: bad number") from e
+    if suffix in _BINARY:
+        return value * (Decimal(1024) ** _BINARY[suffix])
+    if suffix in _DECIMAL:
+        return value.scaleb(_DECIMAL[suffix])
+    exp = _EXPONENT.match(suffix)
+    if exp is not None:
+        return value.scaleb(int(exp.group(1)))
+    raise ValueError(f"quantity {text!r}: unknown suffix {suffix!r}")
+
+
+def parse_cpu_cores(text: str) -> Decimal:
+    """CPU quantity -> cores ("500m" -> 0.5)."""
+    return parse_quantity(text)
+
+
+def parse_memory_bytes(text: str) -> int:
+    """Memory quantity -> bytes, rounded up as the API server does ("1.5Ki" -> 1536)."""
+    return int(parse_quantity(text).to_integral_value(rounding=ROUND_CEILING))
+
+
+def format_cpu(cores: Decimal) -> str:
+    """Cores -> the canonical quantity; below 1m precision rounds up, as the API server does."""
+    milli = int((cores * 1000).to_integral_value(rounding=ROUND_CEILING))
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
+def format_memory(n_bytes: int) -> str:
+    """Bytes -> the shortest exact binary quantity ("64Mi"), else plain bytes."""
+    for suffix, power in sorted(_BINARY.items(), key=lambda kv: -kv[1]):
+        unit = 1024**power
+        if n_bytes >= unit and n_bytes % unit == 0:
+            return f"{n_bytes // unit}{suffix}"
+    return str(n_bytes)
+
+
+def parse_k8s_version(major: str, minor: str, git_version: str = "") -> tuple[int, int] | None:
+    """(major, minor) of /version; minor may carry a '+' (GKE, EKS); None when unreadable."""
+    digits_major = re.match(r"\d+", major or "")
+    digits_minor = re.match(r"\d+", minor or "")
+    if digits_major and digits_minor:
+        return int(digits_major.group()), int(digits_minor.group())
+    m = re.match(r"v?(\d+)\.(\d+)", git_version or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+# -- the monitor --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorSpec:
+    """What the injected monitor looks like (from config; the token comes per pod)."""
+
+    name: str
+    image: str
+    # OPTUNE_STATS_URL of the monitor: the servo's stats receiver behind its Service.
+    stats_url: str
+    # Native sidecar (initContainers, restartPolicy Always) or a plain container.
+    native: bool
+
+
+def _map(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
+
+
+def _list(x: Any) -> list[Any]:
+    return x if isinstance(x, list) else []
+
+
+def has_monitor(pod: Mapping[str, Any], name: str) -> bool:
+    """Is a container or init container of this name already in the pod (injected before)?"""
+    spec = _map(pod.get("spec"))
+    return any(
+        _map(c).get("name") == name
+        for key in ("containers", "initContainers", "ephemeralContainers")
+        for c in _list(spec.get(key))
+    )
+
+
+def is_windows(pod: Mapping[str, Any]) -> bool:
+    """Windows pods have no cgroups and no /sys: nothing for the monitor to read."""
+    return _map(_map(pod.get("spec")).get("os")).get("name") == "windows"
+
+
+def is_guaranteed(pod: Mapping[str, Any]) -> bool:
+    """Guaranteed QoS: every container has cpu and memory limits equal to its requests."""
+    spec = _map(pod.get("spec"))
+    containers = _list(spec.get("containers")) + _list(spec.get("initContainers"))
+    if not containers:
+        return False
+    for c in containers:
+        res = _map(_map(c).get("resources"))
+        limits, requests = _map(res.get("limits")), _map(res.get("requests"))
+        for key in ("cpu", "memory"):
+            if key not in limits:
+                return False
+            # The API server defaults a missing request to the limit before admission.
+            request = requests.get(key, limits[key])
+            try:
+                if parse_quantity(str(request)) != parse_quantity(str(limits[key])):
+                    return False
+            except ValueError:
+                return False
+    return True
+
+
+def build_monitor_container(
+    spec: MonitorSpec, *, token: str, volume: str, guaranteed: bool
+) -> dict[str, Any]:
+    """The monitor container; requests equal limits in a Guaranteed pod, so it stays one."""
+
+    def field(name: str, path: str) -> dict[str, Any]:
+        return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
+
+    container: dict[str, Any] = {
+        "name": spec.name,
+        "image": spec.image,
+        "env": [
+            field("OPTUNE_POD_UID", "metadata.uid"),
+            field("OPTUNE_POD_NAME", "metadata.name"),
+            field("OPTUNE_POD_NAMESPACE", "metadata.namespace"),
+            {"name": "OPTUNE_STATS_URL", "value": spec.stats_url},
+            {"name": "OPTUNE_STATS_TOKEN", "value": token},
+        ],
+        "resources": {
+            "requests": dict(MONITOR_LIMITS if guaranteed else MONITOR_REQUESTS),
+            "limits": dict(MONITOR_LIMITS),
+        },
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "File",
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": volume, "mountPath": SYS_MOUNT, "readOnly": True}],
+    }
+    if spec.native:
+        container["restartPolicy"] = "Always"
+    return container
+
+
+def _free_volume_name(pod_spec: Mapping[str, Any]) -> str:
+    taken = {_map(v).get("name") for v in _list(pod_spec.get("volumes"))}
+    name, n = VOLUME_NAME, 1
+    while name in taken:
+        n += 1
+        name = f"{VOLUME_NAME}-{n}"
+    return name
+
+
+def _append(pod_spec: Mapping[str, Any], key: str, item: Any, *, first: bool = False) -> Any:
+    """One JSON-Patch op that adds `item` to the list `key`, creating the list if absent."""
+    if not isinstance(pod_spec.get(key), list):
+        return {"op": "add", "path": f"/spec/{key}", "value": [item]}
+    return {"op": "add", "path": f"/spec/{key}/{'0' if first else '-'}", "value": item}
+
+
+def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec, *, token: str) -> list[Any]:
+    """Ops that inject the monitor, its /sys volume and a long enough grace period."""
+    pod_spec = _map(pod.get("spec"))
+    volume = _free_volume_name(pod_spec)
+    container = build_monitor_container(
+        spec, token=token, volume=volume, guaranteed=is_guaranteed(pod)
+    )
+    ops: list[Any] = []
+    if spec.native:
+        # First, so it starts before any other init container and sees the whole pod.
+        ops.append(_append(pod_spec, "initContainers", container, first=True))
+    else:
+        # Appended, so container indexes (the app-id path names one) do not move.
+        ops.append(_append(pod_spec, "containers", container))
+    rsys = {"name": volume, "hostPath": {"path": "/sys", "type": "Directory"}}
+    ops.append(_append(pod_spec, "volumes", rsys))
+    grace = pod_spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and not isinstance(grace, bool) and grace < MIN_GRACE_PERIOD_S:
+        ops.append(
+            {
+                "op": "replace",
+                "path": "/spec/terminationGracePeriodSeconds",
+                "value": MIN_GRACE_PERIOD_S,
+            }
+        )
+    return ops
+
+
+# -- DESCRIBE and ADJUST ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SettingRange:
+    """A DESCRIPTION range; cpu in cores, mem in GiB (the Opsani servo's units)."""
+
+    min: float
+    max: float
+    step: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ranges:
+    cpu: SettingRange = SettingRange(0.125, 16.0, 0.125)
+    mem: SettingRange = SettingRange(0.125, 64.0, 0.125)
+
+
+def job_container(pod: Mapping[str, Any], index: int) -> Mapping[str, Any]:
+    """The job container (the one the app-id path points into), or {} when there is none."""
+    containers = _list(_map(pod.get("spec")).get("containers"))
+    return _map(containers[index]) if 0 <= index < len(containers) else {}
+
+
+def _current(resources: Mapping[str, Any], key: str) -> Decimal | None:
+    for part in ("limits", "requests"):
+        raw = _map(resources.get(part)).get(key)
+        if raw is not None:
+            try:
+                return parse_quantity(str(raw))
+            except ValueError:
+                return None
+    return None
+
+
+def build_description(container: Mapping[str, Any], ranges: Ranges) -> dict[str, Any]:
+    """DESCRIPTION param: the job container's cpu (cores) and mem (GiB), and the metrics."""
+    res = _map(container.get("resources"))
+    cpu = _current(res, "cpu")
+    mem = _current(res, "memory")
+    settings: dict[str, Any] = {}
+    for key, value, rng in (
+        ("cpu", None if cpu is None else float(cpu), ranges.cpu),
+        ("mem", None if mem is None else float(mem / GIB), ranges.mem),
+    ):
+        settings[key] = {
+            "value": value,
+            "min": rng.min,
+            "max": rng.max,
+            "step": rng.step,
+            "type": "range",
+        }
+    name = str(container.get("name") or "")
+    return {
+        "application": {"components": {name: {"settings": settings}}},
+        "measurement": {"metrics": {k: {"unit": u} for k, u in METRICS.items()}},
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """The outcome of an ADJUST: JSON-Patch ops and the ADJUSTMENT param to send back."""
+
+    ops: list[Any]
+    reply: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return self.reply.get("status") == "ok"
+
+
+def _failed(reason: str, message: str) -> Adjustment:
+    return Adjustment([], {"status": "failed", "reason": reason, "message": message})
+
+
+def _setting_value(key: str, raw: Any, rng: SettingRange) -> Decimal:
+    """cpu: cores or a quantity string; mem: GiB or a quantity string. Raises ValueError."""
+    if isinstance(raw, Mapping):
+        raw = raw.get("value")
+    if isinstance(raw, bool) or raw is None:
+        raise ValueError(f"{key}: expected a number, got {raw!r}")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise ValueError(f"{key}: {raw!r} is not a finite number")
+        value = Decimal(str(raw)) * (GIB if key == "mem" else 1)
+    elif isinstance(raw, str):
+        value = parse_quantity(raw)
+    else:
+        raise ValueError(f"{key}: expected a number or a quantity, got {type(raw).__name__}")
+    scaled = float(value / GIB) if key == "mem" else float(value)
+    if not rng.min <= scaled <= rng.max:
+        raise ValueError(f"{key}: {raw!r} is outside {rng.min:g}..{rng.max:g}")
+    return value
+
+
+def build_adjustment(
+    pod: Mapping[str, Any], param: Any, *, index: int, ranges: Ranges
+) -> Adjustment:
+    """Apply an ADJUST param to the job container: all settings, or none (status failed)."""
+    container = job_container(pod, index)
+    name = container.get("name")
+    state = _map(_map(_map(param).get("state")).get("application"))
+    components = state.get("components")
+    if not isinstance(components, Mapping) or not isinstance(name, str):
+        return _failed("bad-value", "ADJUST param has no state.application.components")
+    unknown = sorted(str(c) for c in components if c != name)
+    if unknown:
+        return _failed("unknown-component", f"no component {', '.join(unknown)} (have {name})")
+    settings = _map(_map(components.get(name)).get("settings"))
+    bad = sorted(str(k) for k in settings if k not in ("cpu", "mem"))
+    if bad:
+        return _failed("bad-value", f"unknown setting {', '.join(bad)} (have cpu, mem)")
+    new: dict[str, Decimal] = {}
+    try:
+        for key in ("cpu", "mem"):
+            if key in settings:
+                new[key] = _setting_value(key, settings[key], getattr(ranges, key))
+    except ValueError as e:
+        return _failed("bad-value", str(e))
+    resources = {k: dict(_map(v)) for k, v in _map(container.get("resources")).items()}
+    limits = resources.setdefault("limits", {})
+    requests = resources.setdefault("requests", {})
+    applied: dict[str, Any] = {}
+    for key, value in new.items():
+        res_key = "cpu" if key == "cpu" else "memory"
+        text = format_cpu(value) if key == "cpu" else format_memory(int(value))
+        old_limit = _quantity_or_none(limits.get(res_key))
+        old_request = _quantity_or_none(requests.get(res_key))
+        limits[res_key] = text
+        new_limit = parse_quantity(text)
+        # Keep requests <= limits; a request equal to its old limit (Guaranteed) follows it.
+        if old_request is None or old_request == old_limit or old_request > new_limit:
+            requests[res_key] = text
+        applied[key] = {"value": float(new_limit / GIB) if key == "mem" else float(new_limit)}
+    if not new:
+        return Adjustment([], {"status": "ok", "state": _state(name, {})})
+    op = {"op": "add", "path": f"/spec/containers/{index}/resources", "value": resources}
+    return Adjustment([op], {"status": "ok", "state": _state(name, applied)})
+
+
+def _state(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    return {"application": {"components": {name: {"settings": dict(settings)}}}}
+
+
+def _quantity_or_none(raw: Any) -> Decimal | None:
+    try:
+        return None if raw is None else parse_quantity(str(raw))
+    except ValueError:
+        return None

@@ -1,0 +1,547 @@
+"""The admission webhook: AdmissionReview v1 in, a base64 JSON Patch out, over HTTPS.
+
+Owns its configuration (`load_webhook_config`), the decision per review (`Admitter`), the
+WHATS_NEXT exchange with the backend before a job pod starts (`Exchange`) and the HTTPS server.
+The patch itself is built by servo/mutate.py (pure); certificates come from servo/tls.py. It
+never rejects a pod: every answer is `allowed: true`, failures only cost the patch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+import socket
+import ssl
+import string
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from tenacity import wait_none
+
+from servo.appid import resolve_app_id
+from servo.config import Config, ReportConfig
+from servo.errors import ConfigError, ReportError
+from servo.guard import guard_patch
+from servo.models import Event
+from servo.mutate import (
+    NATIVE_SIDECAR_SINCE,
+    Adjustment,
+    MonitorSpec,
+    Ranges,
+    build_adjustment,
+    build_description,
+    has_monitor,
+    is_windows,
+    job_container,
+    monitor_patch,
+    parse_k8s_version,
+)
+
+logger = logging.getLogger(__name__)
+
+API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
+# The API server caps request bodies at 3 MiB; a review wraps one object, so 4 MiB is plenty.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# The example's timeoutSeconds; the budget must leave room for TLS and the patch.
+WEBHOOK_TIMEOUT_S = 5.0
+SIDECAR_STYLES = ("auto", "native", "plain")
+# The servo's stats Service as example/service.yaml defines it.
+DEFAULT_STATS_URL = "http://servo.servo.svc:8080/"
+DEFAULT_BIND = "0.0.0.0"  # noqa: S104 - the API server must reach it
+DEFAULT_TLS_DIR = "/tmp/servo-webhook-tls"  # noqa: S108 - an emptyDir in the pod
+# DESCRIBE, DESCRIBE, ... would loop forever against a confused backend.
+MAX_WHATS_NEXT = 4
+# A send with less time than this left is not started at all.
+MIN_SEND_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """How `servo webhook` serves, injects and talks to the backend."""
+
+    # HTTPS port; 8443 so a non-root process may bind it. 0 = any free port (tests).
+    port: int = 8443
+    # All interfaces: the API server reaches it through the Service.
+    bind: str = DEFAULT_BIND
+    # Serving certificate and key (PEM); None: self-generate a CA and a serving cert at start.
+    cert_file: str | None = None
+    key_file: str | None = None
+    # Where self-generated files go (the Deployment's /tmp is an emptyDir).
+    tls_dir: str = DEFAULT_TLS_DIR
+    # The Service in front of the webhook: the serving cert's DNS names.
+    service_name: str = "servo-webhook"
+    service_namespace: str = "servo"
+    # The MutatingWebhookConfiguration whose caBundle a self-generated CA is patched into.
+    webhook_config_name: str = "servo-webhook"
+    # Patch a self-generated CA into that configuration (false: out-of-cluster runs, tests).
+    patch_ca: bool = True
+    # How often the caBundle is checked (someone may re-apply the manifest without it).
+    ca_recheck_s: float = 300.0
+    # OPTUNE_STATS_URL of injected monitors: the servo's stats Service.
+    stats_url: str = DEFAULT_STATS_URL
+    # native | plain | auto (auto: by the cluster's version, from k8s_version or /version).
+    sidecar_style: str = "auto"
+    # (major, minor) to assume instead of asking /version.
+    k8s_version: tuple[int, int] | None = None
+    # Time for the whole WHATS_NEXT exchange per pod; well under WEBHOOK_TIMEOUT_S.
+    budget_s: float = 2.0
+    # False: inject the monitor only, never ask the backend.
+    exchange: bool = True
+    # DESCRIPTION ranges of cpu (cores) and mem (GiB); ADJUST values outside are refused.
+    ranges: Ranges = field(default_factory=Ranges)
+
+
+def _flag(raw: str | None, name: str, default: bool, problems: list[str]) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    problems.append(f"{name}={raw!r}: expected true or false")
+    return default
+
+
+def _dns_label(name: str) -> bool:
+    allowed = set(string.ascii_lowercase + string.digits + "-")
+    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] != "-" and name[-1] != "-"
+
+
+def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
+    """WebhookConfig from OPTUNE_WEBHOOK_* (and friends); ConfigError lists every problem."""
+    problems: list[str] = []
+
+    def text(name: str) -> str | None:
+        value = environ.get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def number(name: str, default: float, low: float, high: float) -> float:
+        raw = text(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            problems.append(f"{name}={raw!r}: expected a number")
+            return default
+        if not low <= value <= high:
+            problems.append(f"{name}={raw!r}: expected {low:g}..{high:g}")
+            return default
+        return value
+
+    port = int(number("OPTUNE_WEBHOOK_PORT", 8443, 0, 65535))
+    cert, key = text("OPTUNE_WEBHOOK_CERT"), text("OPTUNE_WEBHOOK_KEY")
+    if (cert is None) != (key is None):
+        problems.append("OPTUNE_WEBHOOK_CERT and OPTUNE_WEBHOOK_KEY: set both, or neither")
+    style = (text("OPTUNE_SIDECAR_STYLE") or "auto").lower()
+    if style not in SIDECAR_STYLES:
+        problems.append(f"OPTUNE_SIDECAR_STYLE={style!r}: expected auto, native or plain")
+    version = None
+    raw_version = text("OPTUNE_K8S_VERSION")
+    if raw_version is not None:
+        version = parse_k8s_version("", "", raw_version)
+        if version is None:
+            problems.append(f"OPTUNE_K8S_VERSION={raw_version!r}: expected 1.28, v1.30.2, ...")
+    stats_url = text("OPTUNE_STATS_SERVICE_URL") or DEFAULT_STATS_URL
+    if urlsplit(stats_url).scheme not in ("http", "https") or not urlsplit(stats_url).netloc:
+        problems.append(f"OPTUNE_STATS_SERVICE_URL={stats_url!r}: expected http(s)://host:port/")
+    names = {
+        "OPTUNE_WEBHOOK_SERVICE": text("OPTUNE_WEBHOOK_SERVICE") or "servo-webhook",
+        "OPTUNE_WEBHOOK_NAMESPACE": text("OPTUNE_WEBHOOK_NAMESPACE") or "servo",
+    }
+    for env_name, value in names.items():
+        if not _dns_label(value):
+            problems.append(f"{env_name}={value!r}: not a DNS label")
+    budget = number("OPTUNE_WEBHOOK_BUDGET", 2.0, 0.1, WEBHOOK_TIMEOUT_S - 1)
+    cfg = WebhookConfig(
+        port=port,
+        bind=text("OPTUNE_WEBHOOK_BIND") or DEFAULT_BIND,
+        cert_file=cert,
+        key_file=key,
+        tls_dir=text("OPTUNE_WEBHOOK_TLS_DIR") or DEFAULT_TLS_DIR,
+        service_name=names["OPTUNE_WEBHOOK_SERVICE"],
+        service_namespace=names["OPTUNE_WEBHOOK_NAMESPACE"],
+        webhook_config_name=text("OPTUNE_WEBHOOK_CONFIG_NAME") or "servo-webhook",
+        patch_ca=_flag(
+            environ.get("OPTUNE_WEBHOOK_PATCH_CA"), "OPTUNE_WEBHOOK_PATCH_CA", True, problems
+        ),  # fmt: skip
+        ca_recheck_s=number("OPTUNE_WEBHOOK_CA_RECHECK", 300.0, 0, 86400),
+        stats_url=stats_url,
+        sidecar_style=style,
+        k8s_version=version,
+        budget_s=budget,
+        exchange=_flag(
+            environ.get("OPTUNE_WEBHOOK_EXCHANGE"), "OPTUNE_WEBHOOK_EXCHANGE", True, problems
+        ),  # fmt: skip
+    )
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def use_native_sidecar(cfg: WebhookConfig, server_version: tuple[int, int] | None) -> bool:
+    """Native sidecar or plain container; an unknown version is treated as old (plain)."""
+    if cfg.sidecar_style != "auto":
+        return cfg.sidecar_style == "native"
+    version = cfg.k8s_version or server_version
+    return version is not None and version >= NATIVE_SIDECAR_SINCE
+
+
+# -- the review ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """The parts of an AdmissionReview request the decision needs."""
+
+    uid: str
+    api_version: str
+    operation: str
+    namespace: str
+    kind: str
+    subresource: str
+    dry_run: bool
+    pod: Mapping[str, Any]
+
+
+class BadReviewError(ValueError):
+    """Not an AdmissionReview we can act on; `uid` is echoed when the body had one."""
+
+    def __init__(self, message: str, *, uid: str = "", api_version: str = API_VERSIONS[0]):
+        super().__init__(message)
+        self.uid = uid
+        self.api_version = api_version
+
+
+def parse_review(raw: bytes) -> Review:
+    """PURE: decode an AdmissionReview; raise BadReviewError saying what is wrong."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadReviewError(f"body is not JSON: {e}") from e
+    if not isinstance(doc, dict):
+        raise BadReviewError("body is not a JSON object")
+    api_version = doc.get("apiVersion")
+    api_version = api_version if api_version in API_VERSIONS else API_VERSIONS[0]
+    request = doc.get("request")
+    uid = request.get("uid") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or not isinstance(uid, str) or not uid:
+        raise BadReviewError("no request.uid", api_version=api_version)
+    if doc.get("kind") != "AdmissionReview":
+        raise BadReviewError(f"kind {doc.get('kind')!r} is not AdmissionReview", uid=uid,
+                             api_version=api_version)  # fmt: skip
+    kind = request.get("kind")
+    obj = request.get("object")
+    return Review(
+        uid=uid,
+        api_version=api_version,
+        operation=str(request.get("operation") or ""),
+        namespace=str(request.get("namespace") or ""),
+        kind=str(kind.get("kind") or "") if isinstance(kind, dict) else "",
+        subresource=str(request.get("subResource") or ""),
+        dry_run=request.get("dryRun") is True,
+        pod=obj if isinstance(obj, dict) else {},
+    )
+
+
+def review_response(
+    *, uid: str, api_version: str = API_VERSIONS[0], ops: list[Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """PURE: the AdmissionReview answer; always allowed, a JSONPatch only when there are ops."""
+    response: dict[str, Any] = {"uid": uid, "allowed": True}
+    if ops:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(json.dumps(ops).encode()).decode()
+    if warnings:
+        response["warnings"] = warnings
+    return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
+
+
+def decode_patch(response: Mapping[str, Any]) -> list[Any]:
+    """The JSON Patch of an AdmissionReview answer ([] when none): for tests and logs."""
+    patch = response.get("response", {}).get("patch")
+    if not patch:
+        return []
+    try:
+        ops = json.loads(base64.b64decode(patch, validate=True))
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"patch is not base64 JSON: {e}") from e
+    return ops if isinstance(ops, list) else []
+
+
+# -- the exchange -------------------------------------------------------------------------
+
+Sender = Callable[[Event, float], Any]
+
+
+class _OutOfTimeError(Exception):
+    pass
+
+
+class ReporterSender:
+    """Sends one event through servo.report.Reporter, one try, timed to the time left."""
+
+    def __init__(self, cfg: ReportConfig) -> None:
+        import requests
+
+        from servo.report import Reporter
+
+        self._cfg = cfg
+        self._reporter_cls = Reporter
+        self._session = requests.Session()
+
+    def __call__(self, event: Event, timeout_s: float) -> Any:
+        # One attempt (deadline 0): a retry would not fit in the budget.
+        cfg = replace(self._cfg, timeout_s=timeout_s, deadline_s=0.0, max_backoff_s=0.0)
+        reporter = self._reporter_cls(cfg, session=self._session, wait=wait_none())
+        return reporter.send(event, deadline_s=0.0)
+
+
+class Exchange:
+    """WHATS_NEXT for one app id before its pod starts: DESCRIBE, ADJUST, MEASURE or SLEEP."""
+
+    def __init__(
+        self, send: Sender, *, budget_s: float, ranges: Ranges,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._send = send
+        self._budget_s = budget_s
+        self._ranges = ranges
+        self._clock = clock
+
+    def run(self, *, review_uid: str, app_id: str, pod: Mapping[str, Any], index: int,
+            log: logging.LoggerAdapter[logging.Logger]) -> Adjustment | None:  # fmt: skip
+        """The adjustment the backend asked for, or None; never raises for backend trouble."""
+        deadline = self._clock() + self._budget_s
+        n = 0
+
+        def send(name: str, param: Any) -> Any:
+            nonlocal n
+            left = deadline - self._clock()
+            if left < MIN_SEND_S:
+                raise _OutOfTimeError
+            n += 1
+            return self._send(Event(f"{review_uid}:{name}:{n}", name, app_id, param), left)
+
+        try:
+            for _ in range(MAX_WHATS_NEXT):
+                reply = send("WHATS_NEXT", None)
+                cmd = reply.get("cmd") if isinstance(reply, dict) else None
+                log.debug("backend answered", extra={"cmd": cmd})
+                if cmd == "DESCRIBE":
+                    send("DESCRIPTION", build_description(job_container(pod, index), self._ranges))
+                    continue
+                if cmd == "ADJUST":
+                    adj = build_adjustment(pod, reply.get("param"), index=index,
+                                           ranges=self._ranges)  # fmt: skip
+                    log.info("adjust asked", extra={"status": adj.reply.get("status"),
+                                                    "reason": adj.reply.get("reason")})  # fmt: skip
+                    self._reply_adjustment(send, adj, log)
+                    return adj if adj.ok else None
+                if cmd not in ("MEASURE", "SLEEP"):
+                    log.warning("backend answered an unknown command", extra={"cmd": str(cmd)})
+                return None
+            log.warning("backend kept asking to DESCRIBE; pod goes on unchanged")
+        except _OutOfTimeError:
+            log.warning("backend exchange out of time; pod goes on unchanged",
+                        extra={"budget_s": self._budget_s})  # fmt: skip
+        except ReportError as e:
+            log.warning("backend exchange failed; pod goes on unchanged",
+                        extra={"status": e.status, "error": str(e)})  # fmt: skip
+        return None
+
+    @staticmethod
+    def _reply_adjustment(send: Callable[[str, Any], Any], adj: Adjustment,
+                          log: logging.LoggerAdapter[logging.Logger]) -> None:  # fmt: skip
+        # The backend asked; the pod gets the settings even if the ADJUSTMENT is not delivered.
+        try:
+            send("ADJUSTMENT", adj.reply)
+        except (ReportError, _OutOfTimeError) as e:
+            log.warning("ADJUSTMENT not delivered", extra={"error": str(e) or "out of time"})
+
+
+# -- the decision -------------------------------------------------------------------------
+
+
+class Admitter:
+    """Turns one AdmissionReview body into its answer (thread-safe: no shared mutable state)."""
+
+    def __init__(
+        self, cfg: Config, *, monitor: MonitorSpec, exchange: Exchange | None,
+        new_token: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+    ) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.monitor = monitor
+        self.exchange = exchange
+        self.new_token = new_token
+
+    def review(self, raw: bytes) -> dict[str, Any]:
+        """The answer to one review body; never raises, never rejects."""
+        try:
+            review = parse_review(raw)
+        except BadReviewError as e:
+            logger.warning("malformed admission review", extra={"error": str(e), "uid": e.uid})
+            return review_response(uid=e.uid, api_version=e.api_version,
+                                   warnings=[f"servo webhook: {e}"[:120]])  # fmt: skip
+        try:
+            ops = self.ops_for(review)
+        except Exception:
+            logger.exception("admission failed; pod allowed unchanged", extra={"uid": review.uid})
+            ops = []
+        return review_response(uid=review.uid, api_version=review.api_version, ops=ops)
+
+    def ops_for(self, review: Review) -> list[Any]:
+        """The JSON Patch for a review: the monitor and the backend's adjustment, or []."""
+        pod = review.pod
+        raw_meta = pod.get("metadata")
+        meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+        name = str(meta.get("name") or meta.get("generateName") or "")
+        log = logging.LoggerAdapter(logger, {"pod": f"{review.namespace}/{name}",
+                                             "uid": review.uid})  # fmt: skip
+        if review.operation != "CREATE" or review.kind != "Pod" or review.subresource:
+            return []
+        watched = self.cfg.watch.namespaces
+        if not self.cfg.watch.all_namespaces and review.namespace not in watched:
+            log.debug("namespace not watched")
+            return []
+        found = resolve_app_id(pod, self.cfg.app_id)
+        if found.value is None:
+            log.debug("not a job pod", extra={"why": found.why})
+            return []
+        if is_windows(pod):
+            log.info("windows pod: no monitor")
+            return []
+        ops: list[Any] = []
+        if not has_monitor(pod, self.monitor.name):
+            ops += monitor_patch(pod, self.monitor, token=self.new_token())
+        if self.cfg.guard.enabled:
+            # Kept until the servo has the measurement in its outbox (OPTUNE_FINALIZER_GUARD).
+            ops += guard_patch(pod)
+        if self.exchange is not None and not review.dry_run:
+            adj = self.exchange.run(review_uid=review.uid, app_id=found.value, pod=pod,
+                                    index=self.cfg.app_id.job_container_index, log=log)  # fmt: skip
+            if adj is not None:
+                ops += adj.ops
+        log.info("job pod admitted", extra={"job": found.value, "ops": len(ops)})
+        return ops
+
+
+# -- the HTTPS server ---------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], owner: WebhookServer) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.owner.before_accept is not None:
+            self.owner.before_accept()
+        # The handshake runs in the handler's thread, so a slow client cannot stall accept().
+        return self.owner.ssl_context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        ), addr
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.warning("webhook connection failed", extra={"peer": str(client_address)},
+                       exc_info=True)  # fmt: skip
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Seconds a connection may idle or dawdle (the API server's own timeout is 5 s or less).
+    timeout = 10
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        conn = self.connection
+        if isinstance(conn, ssl.SSLSocket):
+            conn.do_handshake()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("webhook request", extra={"line": format % args})
+
+    def _send_json(self, status: int, doc: Any) -> None:
+        body = json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        if urlsplit(self.path).path in ("/healthz", "/readyz"):
+            self._send_json(200, {"status": "ok"})
+        else:
+            self._send_json(404, {"error": "no such page"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        owner = self.server.owner
+        # The API server appends ?timeout=5s to the configured path.
+        if urlsplit(self.path).path != owner.path:
+            self._send_json(404, {"error": f"POST AdmissionReviews to {owner.path}"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY_BYTES:
+            self.close_connection = True
+            self._send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
+            return
+        self._send_json(200, owner.admitter.review(self.rfile.read(length)))
+
+
+@dataclass
+class WebhookServer:
+    """HTTPS server for AdmissionReviews; `start()` binds (port 0 = any), `stop()` closes."""
+
+    admitter: Admitter
+    ssl_context: ssl.SSLContext
+    bind: str = "0.0.0.0"  # noqa: S104
+    port: int = 8443
+    path: str = "/mutate"
+    # Called before each accepted connection is wrapped (certificate reload).
+    before_accept: Callable[[], None] | None = None
+    _server: _Server | None = None
+    _thread: threading.Thread | None = None
+
+    def start(self) -> WebhookServer:
+        self._server = _Server((self.bind, self.port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.2}, daemon=True)  # fmt: skip
+        self._thread.start()
+        logger.info("webhook listening", extra={"bind": self.bind, "port": self.bound_port})
+        return self
+
+    @property
+    def bound_port(self) -> int:
+        assert self._server is not None, "not started"
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> WebhookServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

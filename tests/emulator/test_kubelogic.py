@@ -11,9 +11,7 @@ from tests.fakes.kubelogic import (
     ApiError,
     as_seen,
     check_spec_update,
-    field_matcher,
     json_patch,
-    label_matcher,
     merge_patch,
     qos_class,
     restrict,
@@ -21,6 +19,7 @@ from tests.fakes.kubelogic import (
     strategic_merge_patch,
     validate_new_pod,
 )
+from tests.fakes.kubeselect import field_matcher, label_matcher
 
 
 def labelled(**labels: str) -> dict[str, Any]:

@@ -17,6 +17,10 @@ It speaks the wire protocol the official client and the servo rely on:
 - fault injection: N failing requests, dropped watch streams (now, or after N events), events
   split across chunks, silent (hung) streams, expired watches.
 
+Leases (coordination.k8s.io/v1, tests/fakes/kubeleases.py) share the store and its single
+resourceVersion counter; SelfSubjectAccessReviews and discovery (/api, /apis) answer from
+tests/fakes/kubeauthz.py.
+
 Tests drive pods through their lives with create_pod/update_pod/delete_pod, as the kubelet and
 controllers would (these skip API validation and keep a given uid), and read `requests` to see
 what the client asked for. The HTTP handler lives in tests/fakes/kubehttp.py.
@@ -24,39 +28,35 @@ what the client asked for. The HTTP handler lives in tests/fakes/kubehttp.py.
 
 from __future__ import annotations
 
-import bisect
 import copy
 import json
 import random
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.fakes.kubehttp import Handler, RecordedRequest, WatchState
+from tests.fakes.kubeauthz import matches_denial
+from tests.fakes.kubehttp import Handler, RecordedRequest
+from tests.fakes.kubeleases import LeaseStore
 from tests.fakes.kubelogic import (
     NAMESPACE_MISMATCH,
     ApiError,
     Patcher,
     Pod,
-    Visible,
-    as_seen,
     check_spec_update,
     conflict,
     err,
-    not_found,
     qos_class,
     restrict,
-    status_body,
     validate_new_pod,
 )
+from tests.fakes.kubestore import now
 
 __all__ = ["SAME", "VERBS", "KubeEmulator", "RecordedRequest"]
 
@@ -66,30 +66,14 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # what the server's generateName dr
 
 
 @dataclass
-class _Event:
-    rv: int
-    type: str  # ADDED, MODIFIED, DELETED
-    obj: Pod  # the object after the change (DELETED: its last content, new resourceVersion)
-    old: Pod | None  # the object before (None for ADDED)
-
-
-@dataclass
 class _Fault:
     count: int
     status: int
     verb: str | None
+    resource: str | None = None
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _expired(since: int, compacted: int) -> dict[str, Any]:
-    message = f"too old resource version: {since} ({compacted})"
-    return {"type": "ERROR", "object": status_body(410, "Expired", message)}
-
-
-class KubeEmulator:
+class KubeEmulator(LeaseStore):
     """The emulator; use as a context manager or call start()/stop()."""
 
     def __init__(
@@ -101,28 +85,16 @@ class KubeEmulator:
         user: str = "system:serviceaccount:servo:servo",
         min_request_timeout_s: float = 1800.0,
     ) -> None:
+        super().__init__(bookmark_interval_s=bookmark_interval_s, history_limit=history_limit)
         self.token = token
-        self.bookmark_interval_s = bookmark_interval_s
-        self.history_limit = history_limit
         self.user = user
         # How long a watch without timeoutSeconds lasts (the server's --min-request-timeout).
         self.min_request_timeout_s = min_request_timeout_s
         self.requests: list[RecordedRequest] = []
-        # Fault switches tests flip directly.
+        # Fault switches tests flip directly (hang_watches is the store's).
         self.split_chunks = False
-        self.hang_watches = False
-        self._cond = threading.Condition()
-        self._rv = 1
-        self._pods: dict[tuple[str, str], Pod] = {}
-        self._history: list[_Event] = []
-        self._compacted_rv = 0  # a watch from a version below this is expired (410)
-        self._snapshots: dict[str, tuple[int, list[Pod]]] = {}
         self._faults: list[_Fault] = []
-        self._denied: dict[tuple[str, str | None], int] = {}
-        self._expire_next: bool | None = None  # None: no; False: ERROR event; True: HTTP 410
-        self._drop_after_next: int | None = None
-        self._watches: set[WatchState] = set()
-        self._stopping = False
+        self._denied: dict[tuple[str, str | None, str], int] = {}
         self._server: ThreadingHTTPServer | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -188,32 +160,6 @@ class KubeEmulator:
 
     # --- state, as controllers and the kubelet change it ---------------------------------
 
-    @property
-    def resource_version(self) -> str:
-        with self._cond:
-            return str(self._rv)
-
-    def _commit(self, type_: str, obj: Pod, old: Pod | None) -> Pod:
-        """Record a change under the lock: bump the version, store, append history, wake.
-        A deletion's object is the last stored content with the new version."""
-        self._rv += 1
-        if type_ == "DELETED" and old is not None:
-            obj = copy.deepcopy(old)
-        obj["metadata"]["resourceVersion"] = str(self._rv)
-        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        if type_ == "DELETED":
-            self._pods.pop(key, None)
-        else:
-            self._pods[key] = obj
-        before = copy.deepcopy(old) if old is not None else None
-        self._history.append(_Event(self._rv, type_, copy.deepcopy(obj), before))
-        if len(self._history) > self.history_limit:
-            dropped = self._history[: len(self._history) - self.history_limit]
-            del self._history[: len(dropped)]
-            self._compacted_rv = max(self._compacted_rv, dropped[-1].rv)
-        self._cond.notify_all()
-        return copy.deepcopy(obj)
-
     def create_pod(self, pod: Pod, namespace: str | None = None) -> Pod:
         with self._cond:
             return self._create(copy.deepcopy(pod), namespace, from_api=False)
@@ -243,7 +189,7 @@ class KubeEmulator:
         if (ns, meta["name"]) in self._pods:
             raise ApiError(409, "AlreadyExists", f'pods "{meta["name"]}" already exists')
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", _now())
+        meta.setdefault("creationTimestamp", now())
         meta.pop("deletionTimestamp", None)
         meta.pop("deletionGracePeriodSeconds", None)
         pod.setdefault("kind", "Pod")
@@ -261,21 +207,6 @@ class KubeEmulator:
             mutate(new)
             return self._store_update(old, new)
 
-    def _store_update(self, old: Pod, new: Pod) -> Pod:
-        meta = new.setdefault("metadata", {})
-        for system in ("name", "namespace", "uid", "creationTimestamp", "resourceVersion"):
-            meta[system] = old["metadata"].get(system)
-        for system in ("deletionTimestamp", "deletionGracePeriodSeconds"):
-            if system in old["metadata"]:
-                meta[system] = old["metadata"][system]
-            else:
-                meta.pop(system, None)
-        if new == old:  # a no-op write: no new version, no event
-            return copy.deepcopy(old)
-        if "deletionTimestamp" in old["metadata"] and not meta.get("finalizers"):
-            return self._commit("DELETED", new, old)
-        return self._commit("MODIFIED", new, old)
-
     def delete_pod(self, namespace: str, name: str, *, finalize: bool = False) -> Pod:
         """Delete at once, or mark for deletion while finalizers remain (Job pods carry
         `batch.kubernetes.io/job-tracking`). `finalize` then also removes the finalizers, as
@@ -289,28 +220,6 @@ class KubeEmulator:
                 return self._store_update(old, new)
             return marked
 
-    def _delete(
-        self, namespace: str, name: str, preconditions: dict[str, Any] | None = None
-    ) -> Pod:
-        old = self._current(namespace, name)
-        for field, label in (("uid", "UID"), ("resourceVersion", "ResourceVersion")):
-            want = (preconditions or {}).get(field)
-            if want is not None and want != old["metadata"].get(field):
-                have = old["metadata"].get(field)
-                raise conflict(
-                    name,
-                    f"Precondition failed: {label} in precondition: {want}, "
-                    f"{label} in object meta: {have}",
-                )
-        if old["metadata"].get("finalizers"):
-            if "deletionTimestamp" in old["metadata"]:
-                return copy.deepcopy(old)
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = _now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            return self._commit("MODIFIED", new, old)
-        return self._commit("DELETED", copy.deepcopy(old), old)
-
     def get_pod(self, namespace: str, name: str) -> Pod | None:
         with self._cond:
             pod = self._pods.get((namespace, name))
@@ -320,176 +229,48 @@ class KubeEmulator:
         with self._cond:
             return [copy.deepcopy(p) for _, p in sorted(self._pods.items())]
 
-    # --- fault injection ------------------------------------------------------------------
+    # --- fault injection and RBAC ----------------------------------------------------------
 
-    def compact(self) -> None:
-        """Forget history up to now: a watch from an older version, or a continue token
-        issued before, gets 410 Gone."""
+    def fail_next(
+        self, count: int, status: int = 500, verb: str | None = None, resource: str | None = None
+    ) -> None:
+        """Answer the next `count` requests (of `verb`, or any; on `resource`, e.g. "leases",
+        or any) with `status`."""
         with self._cond:
-            self._compacted_rv = self._rv
-            self._history.clear()
-            self._snapshots.clear()
-            self._cond.notify_all()
+            self._faults.append(_Fault(count, status, verb, resource))
 
-    def fail_next(self, count: int, status: int = 500, verb: str | None = None) -> None:
-        """Answer the next `count` requests (of `verb`, or any) with `status`."""
+    def deny(
+        self, verb: str, namespace: str | None, status: int = 403, resource: str = "pods"
+    ) -> None:
+        """RBAC: refuse `verb` on `resource` ("pods", "leases", "selfsubjectaccessreviews")
+        in `namespace` (None: cluster-wide requests)."""
         with self._cond:
-            self._faults.append(_Fault(count, status, verb))
+            self._denied[(verb, namespace, resource)] = status
 
-    def deny(self, verb: str, namespace: str | None, status: int = 403) -> None:
-        """RBAC: refuse `verb` on pods in `namespace` (None: cluster-wide requests)."""
+    def allow(self, verb: str, namespace: str | None, resource: str = "pods") -> None:
         with self._cond:
-            self._denied[(verb, namespace)] = status
-
-    def allow(self, verb: str, namespace: str | None) -> None:
-        with self._cond:
-            self._denied.pop((verb, namespace), None)
-
-    def expire_next_watch(self, as_http: bool = False) -> None:
-        """The next watch gets 410: as an ERROR event (what servers do) or an HTTP 410."""
-        with self._cond:
-            self._expire_next = as_http
-
-    def drop_watches(self) -> None:
-        """Cut every open watch stream mid-flight (no terminating chunk)."""
-        with self._cond:
-            for w in self._watches:
-                w.dropped = True
-            self._cond.notify_all()
-
-    def drop_watch_after(self, events: int) -> None:
-        """The next watch stream is cut right after it has sent `events` events."""
-        with self._cond:
-            self._drop_after_next = events
-
-    def wait_for(self, predicate: Callable[[], Any], timeout_s: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return bool(predicate())
+            self._denied.pop((verb, namespace, resource), None)
 
     # --- request handling (called from handler threads; kubehttp parsed the request) -----
 
-    def take_fault(self, verb: str) -> int | None:
+    def take_fault(self, verb: str, resource: str = "pods") -> int | None:
         with self._cond:
             for f in self._faults:
-                if f.count > 0 and f.verb in (None, verb):
+                if f.count > 0 and f.verb in (None, verb) and f.resource in (None, resource):
                     f.count -= 1
                     self._faults = [x for x in self._faults if x.count > 0]
                     return f.status
         return None
 
-    def denial(self, verb: str, namespace: str | None) -> int | None:
+    def denial(self, verb: str, namespace: str | None, resource: str = "pods") -> int | None:
         with self._cond:
-            return self._denied.get((verb, namespace))
+            return self._denied.get((verb, namespace, resource))
 
-    def list_pods(
-        self, visible: Visible, limit: int, cont: tuple[str, int] | None, count: bool
-    ) -> dict[str, Any]:
-        """A page of the list; `cont` (snapshot, offset) continues a paged one; `count`:
-        report remainingItemCount (the server does only without selectors)."""
+    def denied(self, verb: str, namespace: str | None, resource: str) -> bool:
+        """Whether the deny() rules refuse this (a "*" verb or resource: any of them)."""
         with self._cond:
-            if cont is not None:
-                snap_id, start = cont
-                if snap_id not in self._snapshots:
-                    raise err(
-                        410,
-                        "The provided continue parameter is too old to display a consistent "
-                        "list result. You can start a new list without the continue parameter.",
-                    )
-                rv, items = self._snapshots[snap_id]
-            else:
-                rv, snap_id, start = self._rv, uuid.uuid4().hex, 0
-                items = [p for _, p in sorted(self._pods.items()) if visible(p)]
-            page = copy.deepcopy(items[start : start + limit] if limit > 0 else items[start:])
-            meta: dict[str, Any] = {"resourceVersion": str(rv)}
-            end = start + len(page)
-            if end < len(items):
-                self._snapshots[snap_id] = (rv, items)
-                meta["continue"] = f"{snap_id}:{end}"
-                if count:
-                    meta["remainingItemCount"] = len(items) - end
-        for item in page:  # list items carry no kind/apiVersion, as from a real server
-            item.pop("kind", None)
-            item.pop("apiVersion", None)
-        return {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": page}
-
-    def watch_events(
-        self, visible: Visible, since: int, deadline: float, bookmarks: bool, state: WatchState
-    ) -> Iterator[dict[str, Any] | None]:
-        """The events of one watch from version `since` (0: the current state first, as
-        synthetic ADDED events); None when the stream must be cut."""
-        with self._cond:
-            initial: list[Pod] = []
-            if since == 0:
-                since = self._rv
-                initial = [copy.deepcopy(p) for _, p in sorted(self._pods.items()) if visible(p)]
-            compacted = self._compacted_rv
-        if since < compacted:
-            yield _expired(since, compacted)
-            return
-        for pod in initial:
-            yield {"type": "ADDED", "object": pod}
-        last_bookmark = time.monotonic()
-        while True:
-            pending: list[dict[str, Any]] = []
-            with self._cond:
-                while not (state.dropped or self._stopping):
-                    now = time.monotonic()
-                    if not self.hang_watches:
-                        if since < self._compacted_rv:  # what we owed was compacted away
-                            pending = [_expired(since, self._compacted_rv)]
-                            break
-                        first = bisect.bisect_right(self._history, since, key=lambda ev: ev.rv)
-                        for ev in self._history[first:]:
-                            seen = as_seen(ev.type, ev.obj, ev.old, ev.rv, visible)
-                            pending += [seen] if seen is not None else []
-                            since = ev.rv
-                        if pending:
-                            break
-                        if bookmarks and now - last_bookmark >= self.bookmark_interval_s:
-                            last_bookmark, since = now, max(since, self._rv)
-                            meta = {"resourceVersion": str(since)}
-                            obj = {"kind": "Pod", "apiVersion": "v1", "metadata": meta}
-                            pending = [{"type": "BOOKMARK", "object": obj}]
-                            break
-                    if now >= deadline:
-                        break
-                    self._cond.wait(timeout=min(deadline - now, self.bookmark_interval_s, 0.5))
-                cut = state.dropped or self._stopping
-            if cut:
-                yield None
-                return
-            if not pending:  # the deadline: end the stream cleanly
-                return
-            for event in pending:
-                yield event
-                if event["type"] == "ERROR":
-                    return
-
-    def register_watch(self, state: WatchState) -> None:
-        """Track an open stream (so drop_watches can cut it); arm a pending drop_watch_after."""
-        with self._cond:
-            self._watches.add(state)
-            if self._drop_after_next is not None:
-                state.drop_after, self._drop_after_next = self._drop_after_next, None
-
-    def unregister_watch(self, state: WatchState) -> None:
-        with self._cond:
-            self._watches.discard(state)
-
-    def take_expiry(self) -> bool | None:
-        with self._cond:
-            value, self._expire_next = self._expire_next, None
-            return value
-
-    def _current(self, namespace: str, name: str) -> Pod:
-        old = self._pods.get((namespace, name))
-        if old is None:
-            raise not_found(name)
-        return old
+            rules = list(self._denied)
+        return any(matches_denial(rule, verb, namespace, resource) for rule in rules)
 
     def apply_patch(
         self, namespace: str, name: str, patcher: Patcher, body: Any, subresource: str | None

@@ -11,11 +11,12 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.fakes.kubeauthz import SSAR, discovery, forbidden, self_review
 from tests.fakes.kubelogic import (
     NAMESPACE_MISMATCH,
     PATCHERS,
@@ -23,9 +24,10 @@ from tests.fakes.kubelogic import (
     Pod,
     Visible,
     err,
-    object_filter,
     status_body,
 )
+from tests.fakes.kuberoutes import TRUE, Route, route_of, verb_of
+from tests.fakes.kubeselect import object_filter
 
 if TYPE_CHECKING:
     from tests.fakes.kubeapi import KubeEmulator
@@ -40,6 +42,7 @@ class RecordedRequest:
     body: bytes
     verb: str = ""
     namespace: str | None = None
+    resource: str = ""  # "pods", "leases", "selfsubjectaccessreviews"; "" for other URLs
     status: int = 0
     peer: str = ""  # the client's host:port: one value per TCP connection
 
@@ -50,50 +53,6 @@ class WatchState:
     drop_after: int | None = None
     dropped: bool = False
     sent: int = 0
-
-
-@dataclass
-class Route:
-    namespace: str | None
-    name: str | None
-    subresource: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-TRUE = ("true", "True", "1")
-
-
-def route_of(path: str) -> Route | None:
-    parts = [p for p in path.split("/") if p]
-    if parts[:2] != ["api", "v1"]:
-        return None
-    rest = parts[2:]
-    if rest == ["pods"]:
-        return Route(None, None, None)
-    if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] == "pods":
-        if len(rest) > 5:
-            return None
-        name = rest[3] if len(rest) > 3 else None
-        sub = rest[4] if len(rest) > 4 else None
-        return Route(rest[1], name, sub)
-    return None
-
-
-def verb_of(method: str, route: Route, query: dict[str, str]) -> str:
-    """The RBAC verb of a request (what an authorizer would check); "" if not served."""
-    if route.subresource not in (None, "status"):
-        return ""
-    if route.name is None:
-        if route.subresource is not None:
-            return ""
-        if method == "GET":
-            return "watch" if query.get("watch") in TRUE else "list"
-        if method == "POST" and route.namespace is not None:
-            return "create"
-        return ""
-    if route.subresource == "status" and method not in ("GET", "PUT", "PATCH"):
-        return ""
-    return {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
 
 
 def _canonical(header: str) -> str:
@@ -110,8 +69,9 @@ def _int(query: dict[str, str], key: str, default: int) -> int:
     return int(value)
 
 
-def _filter(namespace: str | None, query: dict[str, str]) -> Visible:
-    return object_filter(namespace, query.get("labelSelector"), query.get("fieldSelector"))
+def _filter(route: Route, query: dict[str, str]) -> Visible:
+    labels, fields = query.get("labelSelector"), query.get("fieldSelector")
+    return object_filter(route.namespace, labels, fields, route.resource)
 
 
 def _counted(query: dict[str, str]) -> bool:
@@ -129,10 +89,10 @@ def _continue(query: dict[str, str]) -> tuple[str, int] | None:
     return snapshot, int(offset)
 
 
-def _object_for(body: Any, namespace: str, name: str) -> Pod:
-    """An update's body must be a pod of the URL's name and namespace."""
+def _object_for(body: Any, namespace: str, name: str, kind: str = "Pod") -> Pod:
+    """An update's body must be an object of the URL's name and namespace."""
     if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
-        raise err(400, "the body is not a Pod object")
+        raise err(400, f"the body is not a {kind} object")
     meta = body["metadata"]
     if meta.get("name") != name:
         raise err(
@@ -208,25 +168,34 @@ class Handler(BaseHTTPRequestHandler):
         self, method: str, path: str, query: dict[str, str], body: bytes, rec: RecordedRequest
     ) -> tuple[int, Any]:
         """(status, body) to send; (0, None) when the answer (a watch) was already sent."""
-        if path == "/version":
+        if path.rstrip("/") == "/version":  # the client asks /version/
             self._authenticate(anonymous_ok=True)
             version = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-emu"}
             return 200, {**version, "platform": "linux/amd64"}
+        doc = discovery(path, self.emu.url.removeprefix("http://"))
+        if doc is not None:
+            self._authenticate(anonymous_ok=True)
+            if self.emu.token is not None and self.headers.get("Authorization") is None:
+                # Discovery is for authenticated users only (system:discovery).
+                raise err(403, f'forbidden: User "system:anonymous" cannot get path "{path}"')
+            return 200, doc
         route = route_of(path)
         if route is None:
             raise err(404, "the server could not find the requested resource")
         verb = verb_of(method, route, query)
-        rec.verb, rec.namespace = verb, route.namespace
+        rec.verb, rec.namespace, rec.resource = verb, route.namespace, route.resource
         if verb == "":
             raise err(405, f"the server does not allow this method ({method} {path})")
         self._authenticate(anonymous_ok=False)
         self._authorize(verb, route)
-        fault = self.emu.take_fault(verb)
+        fault = self.emu.take_fault(verb, route.resource)
         if fault is not None:
             raise err(fault, f"injected fault ({fault})")
         if verb == "watch":
             self._watch(route, query, rec)
             return 0, None
+        if route.resource == "leases" and verb == "update":
+            return self.emu.lease_replace(*self._target(route), self._lease_body(route, body))
         doc = self._dispatch(verb, route, query, body)
         return (201 if verb == "create" else 200), doc
 
@@ -239,45 +208,65 @@ class Handler(BaseHTTPRequestHandler):
                 raise err(401, "Unauthorized")
 
     def _authorize(self, verb: str, route: Route) -> None:
-        denied = self.emu.denial(verb, route.namespace)
-        if denied is None:
-            return
-        ns = route.namespace
-        where = f'in the namespace "{ns}"' if ns is not None else "at the cluster scope"
-        resource = f"pods/{route.subresource}" if route.subresource else "pods"
-        raise err(
-            denied,
-            f'pods is forbidden: User "{self.emu.user}" cannot {verb} resource "{resource}" '
-            f'in API group "" {where}',
-        )
+        denied = self.emu.denial(verb, route.namespace, route.resource)
+        if denied is not None:
+            ns, sub = route.namespace, route.subresource
+            raise err(denied, forbidden(self.emu.user, verb, route.resource, sub, ns))
+
+    @staticmethod
+    def _target(route: Route) -> tuple[str, str]:
+        assert route.namespace is not None and route.name is not None
+        return route.namespace, route.name
+
+    def _lease_body(self, route: Route, body: bytes) -> Pod:
+        return _object_for(json_body(body), *self._target(route), kind="Lease")
+
+    def _patcher(self) -> Any:
+        media = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if media not in PATCHERS:
+            raise err(
+                415,
+                f"the body of the request was in an unknown format - accepted media types "
+                f"include: {', '.join(PATCHERS)}",
+            )
+        return PATCHERS[media]
 
     def _dispatch(self, verb: str, route: Route, query: dict[str, str], body: bytes) -> Any:
-        emu = self.emu
+        emu, resource = self.emu, route.resource
         ns, name, sub = route.namespace, route.name, route.subresource
+        if resource == SSAR:
+            return self_review(json_body(body), emu.denied)
         if verb == "list":
-            return emu.list_pods(
-                _filter(ns, query), _int(query, "limit", 0), _continue(query), _counted(query)
+            return emu.list_objects(
+                resource,
+                _filter(route, query),
+                _int(query, "limit", 0),
+                _continue(query),
+                _counted(query),
             )
         assert ns is not None
+        leases = resource == "leases"
         if verb == "create":
-            return emu.create_from_request(ns, json_body(body))
+            body_doc = json_body(body)
+            if leases:
+                return emu.lease_create(ns, body_doc)
+            return emu.create_from_request(ns, body_doc)
         assert name is not None
         if verb == "get":
-            return emu.get_or_404(ns, name)
+            return emu.lease_get(ns, name) if leases else emu.get_or_404(ns, name)
         if verb == "patch":
-            media = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            if media not in PATCHERS:
-                raise err(
-                    415,
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: {', '.join(PATCHERS)}",
-                )
-            return emu.apply_patch(ns, name, PATCHERS[media], json_body(body), sub)
+            patcher = self._patcher()
+            if leases:
+                return emu.lease_patch(ns, name, patcher, json_body(body))
+            return emu.apply_patch(ns, name, patcher, json_body(body), sub)
         if verb == "update":
             return emu.replace_pod(ns, name, _object_for(json_body(body), ns, name), sub)
         options = json_body(body)
         pre = options.get("preconditions") if isinstance(options, dict) else None
-        return emu.delete_from_request(ns, name, pre if isinstance(pre, dict) else None)
+        pre = pre if isinstance(pre, dict) else None
+        if leases:
+            return emu.lease_delete(ns, name, pre)
+        return emu.delete_from_request(ns, name, pre)
 
     # --- watch ------------------------------------------------------------------------
 
@@ -291,7 +280,7 @@ class Handler(BaseHTTPRequestHandler):
         if expiry is True:
             raise err(410, "too old resource version: expired")
         # Bad selectors or versions are a 400 before the 200 goes out, as on the server.
-        visible, since = _filter(route.namespace, query), _int(query, "resourceVersion", 0)
+        visible, since = _filter(route, query), _int(query, "resourceVersion", 0)
         timeout_s = _int(query, "timeoutSeconds", 0) or emu.min_request_timeout_s
         bookmarks = query.get("allowWatchBookmarks") in TRUE
         state = WatchState(self.connection)
@@ -301,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
             events = iter([{"type": "ERROR", "object": gone}])
         else:
             deadline = time.monotonic() + timeout_s
-            events = emu.watch_events(visible, since, deadline, bookmarks, state)
+            events = emu.watch_events(route.resource, visible, since, deadline, bookmarks, state)
         emu.register_watch(state)
         try:
             rec.status = 200

@@ -52,16 +52,20 @@ def err(code: int, message: str) -> ApiError:
     return ApiError(code, REASONS.get(code, "InternalError"), message)
 
 
-def not_found(name: str) -> ApiError:
-    return err(404, f'pods "{name}" not found')
+# Resources as the server names them in messages (resource.group; the core group is bare).
+QUALIFIED = {"pods": "pods", "leases": "leases.coordination.k8s.io"}
 
 
-def conflict(name: str, why: str = "") -> ApiError:
+def not_found(name: str, resource: str = "pods") -> ApiError:
+    return err(404, f'{QUALIFIED[resource]} "{name}" not found')
+
+
+def conflict(name: str, why: str = "", resource: str = "pods") -> ApiError:
     why = why or (
         "the object has been modified; please apply your changes to the latest version and "
         "try again"
     )
-    return err(409, f'Operation cannot be fulfilled on pods "{name}": {why}')
+    return err(409, f'Operation cannot be fulfilled on {QUALIFIED[resource]} "{name}": {why}')
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -74,138 +78,6 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
         "reason": reason,
         "code": code,
     }
-
-
-# --- label selectors (the set-based grammar of apimachinery's labels.Parse) -----------------
-
-_LABEL_TERM = re.compile(
-    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9._/-]+)\s*"
-    r"(?:(?P<op>==|=|!=|>|<)\s*(?P<val>[A-Za-z0-9._-]*)"
-    r"|\s+(?P<setop>in|notin)\s*\((?P<set>[^)]*)\))?\s*$"
-)
-
-
-def _split_terms(selector: str) -> list[str]:
-    """Split on commas that are not inside the parentheses of an `in (...)` set."""
-    terms, depth, cur = [], 0, ""
-    for ch in selector:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            terms.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    terms.append(cur)
-    return [t for t in terms if t.strip()]
-
-
-def _compare(label: str | None, value: int, greater: bool) -> bool:
-    """Gt/Lt: the label must exist and be an integer."""
-    if label is None or not re.fullmatch(r"-?[0-9]+", label):
-        return False
-    return int(label) > value if greater else int(label) < value
-
-
-def label_matcher(selector: str | None) -> Callable[[Pod], bool]:
-    """A predicate for a labelSelector; raises ApiError(400) on a malformed one."""
-    if not selector:
-        return lambda _pod: True
-    checks: list[Callable[[dict[str, str]], bool]] = []
-    for term in _split_terms(selector):
-        m = _LABEL_TERM.match(term)
-        if not m or (m["neg"] and (m["op"] or m["setop"])):
-            raise err(400, f"unable to parse requirement: {term!r}")
-        key, op, val, setop = m["key"], m["op"], m["val"], m["setop"]
-        if op in ("=", "=="):
-            checks.append(lambda labels, k=key, v=val: labels.get(k) == v)
-        elif op == "!=":
-            checks.append(lambda labels, k=key, v=val: labels.get(k) != v)
-        elif op in (">", "<"):
-            if not re.fullmatch(r"-?[0-9]+", val):
-                raise err(
-                    400,
-                    f"unable to parse requirement: for 'Gt', 'Lt' operators, "
-                    f"the value must be an integer: {term!r}",
-                )
-            checks.append(
-                lambda labels, k=key, v=int(val), gt=op == ">": _compare(labels.get(k), v, gt)
-            )
-        elif setop:
-            values = {v.strip() for v in m["set"].split(",") if v.strip()}
-            if not values:
-                raise err(
-                    400,
-                    f"unable to parse requirement: for 'in', 'notin' "
-                    f"operators, values set can't be empty: {term!r}",
-                )
-            if setop == "in":
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=values: labels.get(k) not in vs)
-        elif m["neg"]:
-            checks.append(lambda labels, k=key: k not in labels)
-        else:
-            checks.append(lambda labels, k=key: k in labels)
-
-    def match(pod: Pod) -> bool:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        return all(check(labels) for check in checks)
-
-    return match
-
-
-# --- field selectors (pods support a fixed set of fields) ---------------------------------
-
-_POD_FIELDS: dict[str, Callable[[Pod], str]] = {
-    "metadata.name": lambda p: str(p.get("metadata", {}).get("name", "")),
-    "metadata.namespace": lambda p: str(p.get("metadata", {}).get("namespace", "")),
-    "spec.nodeName": lambda p: str(p.get("spec", {}).get("nodeName", "")),
-    "spec.restartPolicy": lambda p: str(p.get("spec", {}).get("restartPolicy", "")),
-    "spec.schedulerName": lambda p: str(p.get("spec", {}).get("schedulerName", "")),
-    "spec.serviceAccountName": lambda p: str(p.get("spec", {}).get("serviceAccountName", "")),
-    "spec.hostNetwork": lambda p: "true" if p.get("spec", {}).get("hostNetwork") else "false",
-    "status.phase": lambda p: str((p.get("status") or {}).get("phase", "")),
-    "status.podIP": lambda p: str((p.get("status") or {}).get("podIP", "")),
-    "status.nominatedNodeName": lambda p: str((p.get("status") or {}).get("nominatedNodeName", "")),
-}
-
-
-def field_matcher(selector: str | None) -> Callable[[Pod], bool]:
-    """A predicate for a fieldSelector; unknown fields are a 400, as on a real server."""
-    if not selector:
-        return lambda _pod: True
-    checks: list[Callable[[Pod], bool]] = []
-    for term in selector.split(","):
-        m = re.match(r"^\s*([A-Za-z.]+)\s*(==|=|!=)\s*(.*?)\s*$", term)
-        if not m:
-            raise err(400, f"invalid selector: {term!r}")
-        field, op, value = m.groups()
-        getter = _POD_FIELDS.get(field)
-        if getter is None:
-            raise err(
-                400,
-                f"field label not supported: {field}",
-            )
-        if op == "!=":
-            checks.append(lambda p, g=getter, v=value: g(p) != v)
-        else:
-            checks.append(lambda p, g=getter, v=value: g(p) == v)
-    return lambda pod: all(check(pod) for check in checks)
-
-
-def object_filter(namespace: str | None, labels: str | None, fields: str | None) -> Visible:
-    """Whether a pod is in the namespace (None: any) and matches both selectors."""
-    by_labels, by_fields = label_matcher(labels), field_matcher(fields)
-
-    def visible(p: Pod | None) -> bool:
-        if p is None or namespace not in (None, p["metadata"]["namespace"]):
-            return False
-        return by_labels(p) and by_fields(p)
-
-    return visible
 
 
 # --- patches ------------------------------------------------------------------------------

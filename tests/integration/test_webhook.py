@@ -216,11 +216,7 @@ def test_validation_is_strict_enough_to_catch_a_bad_patch() -> None:
         validate(pod, NEW)
 
 
-# The official client asks GET /version/ (trailing slash), which real API servers answer; the
-# emulator routes only /version. Strict: once the emulator answers both, this must be unmarked.
-@pytest.mark.xfail(
-    strict=True, reason="emulator 404s /version/ (tests/fakes/kubehttp.py routes only /version)"
-)
+# The official client asks GET /version/ (trailing slash), as real API servers answer it.
 def test_cluster_version_is_read_from_the_emulator() -> None:
     with KubeEmulator() as emu:
         version = server_version(emu.api_client())

@@ -170,8 +170,13 @@ class Handler(BaseHTTPRequestHandler):
         """(status, body) to send; (0, None) when the answer (a watch) was already sent."""
         if path.rstrip("/") == "/version":  # the client asks /version/
             self._authenticate(anonymous_ok=True)
-            version = {"major": "1", "minor": "30", "gitVersion": "v1.30.0-emu"}
-            return 200, {**version, "platform": "linux/amd64"}
+            # Every field a real server sends: the client's model requires them all.
+            return 200, {
+                "major": "1", "minor": "30", "gitVersion": "v1.30.0-emu",
+                "gitCommit": "0" * 40, "gitTreeState": "clean",
+                "buildDate": "2024-04-17T17:27:03Z", "goVersion": "go1.22.2",
+                "compiler": "gc", "platform": "linux/amd64",
+            }  # fmt: skip
         doc = discovery(path, self.emu.url.removeprefix("http://"))
         if doc is not None:
             self._authenticate(anonymous_ok=True)

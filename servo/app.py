@@ -20,6 +20,7 @@ from typing import Any
 from servo.config import Config
 from servo.guard import valve_due
 from servo.kube import KubeClient
+from servo.leader import LeaderConfig, LeaderElector
 from servo.logs import pod_logger
 from servo.metrics import ReportView, ScopeView, ServoMetrics, age_s
 from servo.models import Event, Measurement, PodFacts
@@ -84,6 +85,13 @@ class Servo:
         self.metrics = ServoMetrics(per_app=cfg.metrics.per_app)
         self.metrics.bind(self._scope_views, self._report_view)
         self._threads: list[threading.Thread] = []
+        # Set while this replica reports (always, without leader election).
+        self.leading = threading.Event()
+        self.elector: LeaderElector | None = None
+        self.elector_thread = threading.Thread()
+        self.said_hello = False
+        # Standby: measurements by pod uid that the leader has not yet marked as reported.
+        self._shadow: dict[str, Measurement] = {}
         # Trackers are fed by watch threads, receiver threads and the wait timer.
         self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
@@ -92,8 +100,11 @@ class Servo:
 
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.reporter.start()
-        self.reporter.submit(self._lifecycle_event("HELLO", None))
         self._start_receiver()
+        if self.cfg.leader.enabled:
+            self._start_election(stop)
+        else:
+            self._lead()
         waits = threading.Thread(
             target=self._expire_waits, args=(stop,), name="stats-waits", daemon=True
         )
@@ -133,12 +144,16 @@ class Servo:
         for m in self._expired(math.inf, "the servo stopped before the monitor's stats came"):
             self._send(m, None)
         self.reporter.close(grace_s=grace_s)
-        try:
-            self.reporter.send(
-                self._lifecycle_event("GOODBYE", self.stop_reason), deadline_s=GOODBYE_DEADLINE_S
-            )
-        except Exception as e:  # noqa: BLE001 - shutdown goes on whatever the backend says
-            logger.warning("GOODBYE not delivered", extra={"error": str(e)})
+        if self.elector is not None:
+            self.elector_thread.join(timeout=self.cfg.leader.retry_s + 10)
+        if self.said_hello:
+            try:
+                self.reporter.send(
+                    self._lifecycle_event("GOODBYE", self.stop_reason),
+                    deadline_s=GOODBYE_DEADLINE_S,
+                )
+            except Exception as e:  # noqa: BLE001 - shutdown goes on whatever the backend says
+                logger.warning("GOODBYE not delivered", extra={"error": str(e)})
         counts = self.reporter.counts
         logger.info(
             "servo stopped",
@@ -170,7 +185,7 @@ class Servo:
                 pod_logger(logger, m.job).warning(
                     "job pod vanished unmeasured", extra={"message_": m.failure}
                 )
-                self.reporter.submit(measurement_event(m), stop=stop)
+                self._send(m, stop)
             return
         found = facts_from_pod(
             event.pod, self.cfg.app_id, monitor_name=self.cfg.stats.monitor_container
@@ -185,6 +200,8 @@ class Servo:
             return
         facts = found.facts
         with self._lock:
+            if facts.reported:
+                self._shadow.pop(facts.uid, None)
             due = tracker.observe(event.type, facts, time.monotonic())
             waiting = due is None and facts.uid in tracker.awaiting
             done_before = due is None and facts.uid in tracker.reported
@@ -215,7 +232,49 @@ class Servo:
         """Remove the guard finalizer (measured, or the safety valve opened)."""
         self.marks.release(facts, why)
 
+    # --- leadership: of several replicas, one reports --------------------------------------
+
+    def _start_election(self, stop: threading.Event) -> None:
+        leader = self.cfg.leader
+        self.elector = LeaderElector(
+            self.kube.api,
+            LeaderConfig(leader.namespace, leader.name, leader.identity,
+                         lease_s=leader.lease_s, retry_s=leader.retry_s),
+            on_start=self._lead, on_stop=self._follow,
+        )  # fmt: skip
+        self.elector_thread = threading.Thread(
+            target=self.elector.run, args=(stop,), name="leader-election", daemon=True
+        )
+        self.elector_thread.start()
+        self._threads.append(self.elector_thread)
+
+    def _lead(self) -> None:
+        """This replica reports from now on: HELLO, then what it measured while standing by
+        (its leader may have died before sending those; a backend drops a repeat by its id)."""
+        self.leading.set()
+        if not self.said_hello:
+            self.reporter.submit(self._lifecycle_event("HELLO", None))
+            self.said_hello = True
+        with self._lock:
+            held, self._shadow = list(self._shadow.values()), {}
+        if held:
+            logger.info("sending what was measured while standing by", extra={
+                "count": len(held)})  # fmt: skip
+        for m in held:
+            self._submit(m, None)
+
+    def _follow(self) -> None:
+        self.leading.clear()
+
     def _send(self, due: Measurement, stop: threading.Event | None) -> None:
+        if not self.leading.is_set():
+            # Standing by: keep it until the leader's reported annotation shows on the pod.
+            with self._lock:
+                self._shadow[due.job.uid] = due
+            return
+        self._submit(due, stop)
+
+    def _submit(self, due: Measurement, stop: threading.Event | None) -> None:
         self.metrics.observe(due)
         if due.annotations.get("stats_channel") == CHANNEL_MESSAGE:
             self.metrics.stats_arrived(CHANNEL_MESSAGE, None)
@@ -272,7 +331,9 @@ class Servo:
             else:
                 scopes[s.watch.scope] = "current"
         ok = bool(scopes) and all(v == "current" for v in scopes.values())
-        return ok, {"scopes": scopes}
+        # A standby is not ready, so the Service sends monitors' stats to the leader only.
+        role = "leader" if self.leading.is_set() else "standby"
+        return ok and role == "leader", {"scopes": scopes, "role": role}
 
     def _scope_views(self) -> list[ScopeView]:
         with self._lock:

@@ -7,6 +7,8 @@ raises one ConfigError listing them all. Names, meanings and defaults follow the
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -107,6 +109,21 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaderSettings:
+    """Leader election among replicas (off: this replica always reports)."""
+
+    enabled: bool = False
+    # Where the coordination.k8s.io Lease lives (the servo's own namespace) and its name.
+    namespace: str = "servo"
+    name: str = "servo-leader"
+    # This replica's name in the lease: the pod name (Downward API), else host name + pid.
+    identity: str = ""
+    # A standby takes over after this long without a renewal; the holder renews every retry_s.
+    lease_s: float = 10.0
+    retry_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
 class GuardConfig:
     """The finalizer guard (off by default: it needs the finalizer added at admission)."""
 
@@ -138,6 +155,7 @@ class Config:
     stats: StatsConfig = StatsConfig()
     guard: GuardConfig = GuardConfig()
     metrics: MetricsConfig = MetricsConfig()
+    leader: LeaderSettings = LeaderSettings()
 
     def masked(self) -> dict[str, object]:
         """The effective configuration for a log line, secrets masked."""
@@ -159,6 +177,8 @@ class Config:
             "stats_port": self.stats.port,
             "outbox_dir": self.report.outbox_dir,
             "finalizer_guard": self.guard.enabled,
+            "leader_election": self.leader.enabled,
+            "identity": self.leader.identity,
         }
 
 
@@ -264,12 +284,14 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         bind=env.text("OPTUNE_METRICS_BIND") or "0.0.0.0",  # noqa: S104
         per_app=env.flag("OPTUNE_METRICS_PER_APP", False),
     )
+    leader = _leader_settings(env)
     if env.problems:
         raise ConfigError(env.problems)
     return Config(
         stats=stats,
         guard=guard,
         metrics=metrics,
+        leader=leader,
         report=report,
         watch=watch,
         app_id=app_id,
@@ -278,6 +300,25 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         log_format=log_format,
         self_ip=self_ip,
         kubeconfig=kubeconfig,
+    )
+
+
+def _leader_settings(env: _Reader) -> LeaderSettings:
+    lease_s = env.number("OPTUNE_LEADER_LEASE_SECONDS", 10.0, float, minimum=1)
+    retry_s = env.number("OPTUNE_LEADER_RETRY_SECONDS", 2.0, float, minimum=0.1)
+    if retry_s >= lease_s:
+        env.problems.append(
+            f"OPTUNE_LEADER_RETRY_SECONDS={retry_s:g}: must be shorter than the lease"
+            f" ({lease_s:g} s), or the holder cannot renew in time"
+        )
+    identity = env.text("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return LeaderSettings(
+        enabled=env.flag("OPTUNE_LEADER_ELECTION", False),
+        namespace=env.text("OPTUNE_LEADER_NAMESPACE") or "servo",
+        name=env.text("OPTUNE_LEADER_LEASE") or "servo-leader",
+        identity=identity,
+        lease_s=lease_s,
+        retry_s=retry_s,
     )
 
 

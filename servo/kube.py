@@ -97,6 +97,7 @@ class KubeClient:
     """List and watch pods in one namespace or (namespace None) the whole cluster."""
 
     def __init__(self, api: k8s.ApiClient) -> None:
+        self.api = api
         self.core = k8s.CoreV1Api(api)
         self._open: set[Any] = set()
         self._lock = threading.Lock()

@@ -151,7 +151,7 @@ def test_roles_cover_exactly_the_watched_namespaces() -> None:
     assert role_namespaces == watched == {"default", "batch-jobs"}
 
 
-def test_deployment_is_a_single_non_root_servo() -> None:
+def test_deployment_is_two_non_root_replicas_with_leader_election_and_probes() -> None:
     deploy = _one("deployment.yaml", "Deployment")
     spec = deploy["spec"]
     pod = spec["template"]["spec"]
@@ -160,8 +160,12 @@ def test_deployment_is_a_single_non_root_servo() -> None:
     env = _env(container)
 
     assert deploy["metadata"]["namespace"] == "servo"
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    # Two replicas are safe only with leader election: each identified by its pod name.
+    assert spec["replicas"] == 2
+    assert env["OPTUNE_LEADER_ELECTION"]["value"] == "true"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert pod["serviceAccountName"] == "servo"
     assert env["SELF_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert ctx["runAsNonRoot"] is True and pod["securityContext"]["runAsNonRoot"] is True
@@ -169,7 +173,10 @@ def test_deployment_is_a_single_non_root_servo() -> None:
     assert ctx["allowPrivilegeEscalation"] is False
     assert ctx["capabilities"] == {"drop": ["ALL"]}
     assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert container["ports"] == [{"name": "stats", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "stats", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 8081, "protocol": "TCP"},
+    ]
     assert set(container["resources"]) == {"requests", "limits"}
 
 

@@ -42,6 +42,8 @@ DEFAULT_GRACE_S = 20.0
 GOODBYE_DEADLINE_S = 5.0
 # How often waits for monitor stats are checked for their deadline.
 STATS_WAIT_TICK_S = 0.25
+# How often guard finalizers that could not be removed are tried again.
+RELEASE_RETRY_S = 5.0
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -92,6 +94,9 @@ class Servo:
         self.said_hello = False
         # Standby: measurements by pod uid that the leader has not yet marked as reported.
         self._shadow: dict[str, Measurement] = {}
+        # Guarded pods whose finalizer could not be removed yet (API errors): retried.
+        self._to_release: dict[str, PodFacts] = {}
+        self._release_retry_at = 0.0
         # Trackers are fed by watch threads, receiver threads and the wait timer.
         self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
@@ -229,8 +234,14 @@ class Servo:
         self.marks.mark_reported(event)
 
     def release(self, facts: PodFacts, why: str) -> None:
-        """Remove the guard finalizer (measured, or the safety valve opened)."""
-        self.marks.release(facts, why)
+        """Remove the guard finalizer (measured, or the safety valve opened); when the API
+        server refuses for now, the timer tries again (no event may come for that pod)."""
+        done = self.marks.release(facts, why)
+        with self._lock:
+            if done:
+                self._to_release.pop(facts.uid, None)
+            else:
+                self._to_release[facts.uid] = facts
 
     # --- leadership: of several replicas, one reports --------------------------------------
 
@@ -433,6 +444,13 @@ class Servo:
                     extra={"wait_s": self.cfg.stats.wait_s},
                 )
                 self._send(m, stop)
+            if time.monotonic() >= self._release_retry_at:
+                # Every few seconds, not every tick: a lasting refusal must not flood the API.
+                self._release_retry_at = time.monotonic() + RELEASE_RETRY_S
+                with self._lock:
+                    retry = list(self._to_release.values())
+                for facts in retry:
+                    self.release(facts, "measured (retry)")
             if self.cfg.guard.enabled:
                 now = time.time()
                 with self._lock:

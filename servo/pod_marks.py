@@ -42,29 +42,34 @@ class PodMarks:
                 "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
                 "error": e.message})  # fmt: skip
 
-    def release(self, facts: PodFacts, why: str) -> None:
+    def release(self, facts: PodFacts, why: str) -> bool:
         """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).
-        A concurrent change to the finalizers fails the patch's test: read again, retry."""
+        A concurrent change to the finalizers fails the patch's test: read again, retry.
+        False when it could not be done now (the caller retries later)."""
         finalizers = facts.finalizers
-        for _attempt in range(3):
-            try:
-                self.kube.patch_pod(facts.namespace, facts.name,
-                                    release_patch(facts.uid, finalizers),
-                                    content_type="application/json-patch+json")  # fmt: skip
-                pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
-                return
-            except KubeError as e:
-                if e.status == 404:
-                    return
-                if e.status not in (409, 422):
-                    pod_logger(logger, facts).warning("could not remove the guard finalizer",
-                        extra={"status": e.status, "error": e.message})  # fmt: skip
-                    return
-            current = self.kube.get_pod(facts.namespace, facts.name)
-            meta = (current or {}).get("metadata") or {}
-            if current is None or meta.get("uid") != facts.uid:
-                return
-            finalizers = tuple(f for f in meta.get("finalizers") or [] if isinstance(f, str))
-            if GUARD_FINALIZER not in finalizers:
-                return
-        pod_logger(logger, facts).warning("guard finalizer kept changing; will retry later")
+        try:
+            for _attempt in range(3):
+                try:
+                    self.kube.patch_pod(facts.namespace, facts.name,
+                                        release_patch(facts.uid, finalizers),
+                                        content_type="application/json-patch+json")  # fmt: skip
+                    pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
+                    return True
+                except KubeError as e:
+                    if e.status == 404:
+                        return True
+                    if e.status not in (409, 422):
+                        raise
+                current = self.kube.get_pod(facts.namespace, facts.name)
+                meta = (current or {}).get("metadata") or {}
+                if current is None or meta.get("uid") != facts.uid:
+                    return True  # gone, or another pod took the name: nothing of ours is left
+                finalizers = tuple(f for f in meta.get("finalizers") or [] if isinstance(f, str))
+                if GUARD_FINALIZER not in finalizers:
+                    return True
+        except KubeError as e:
+            pod_logger(logger, facts).warning("could not remove the guard finalizer; will retry",
+                extra={"status": e.status, "error": e.message})  # fmt: skip
+            return False
+        pod_logger(logger, facts).warning("guard finalizer kept changing; will retry")
+        return False

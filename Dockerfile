@@ -10,6 +10,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY servo/ servo/
+# servo measure and servo check read cgroups with the monitor's parsers.
+COPY mon/ mon/
 # Dependency versions are bounded in pyproject.toml; "." is this project, not a registry name.
 RUN pip install --no-cache-dir . \
     && useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent \
@@ -18,6 +20,6 @@ RUN pip install --no-cache-dir . \
 WORKDIR /
 # Numeric, so that Kubernetes' runAsNonRoot can tell it is not root.
 USER 10001
-# The stats port: job-pod monitors post their figures here.
-EXPOSE 8080
+# Stats receiver (monitors post here), metrics and probes, collector, webhook.
+EXPOSE 8080 8081 8090 8443
 ENTRYPOINT ["servo"]

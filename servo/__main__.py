@@ -31,6 +31,8 @@ environment (see README for every variable):
   POD_NAMESPACES      comma-separated namespaces to watch, or * (default: default)
   OPTUNE_APP_ID       where the app id is in a pod (default: spec/containers/0/env/[JOBID])
   OPTUNE_DEBUG        0..5, more is chattier (default 0)
+  OPTUNE_KUBE_TOKEN_FILE, OPTUNE_KUBE_TOKEN_COMMAND (with OPTUNE_KUBE_SERVER)
+                      credentials outside a pod; `servo check` tests the whole setup
   OPTUNE_WEBHOOK_*    the admission webhook (servo webhook): see the README, The admission webhook
 """
 
@@ -65,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     from servo.measure import add_measure_parser
 
     add_measure_parser(sub)
+    from servo.check_cli import add_check_parser
+
+    add_check_parser(sub)
     return parser
 
 
@@ -178,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from servo.webhook_cli import run_webhook
 
         return run_webhook(args, os.environ)
+    if args.command == "check":
+        from servo.check_cli import run_check
+
+        return run_check(args, os.environ)
     if args.command == "measure":
         from servo.measure import run_measure
 

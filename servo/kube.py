@@ -18,10 +18,9 @@ from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
-from servo.errors import ConfigError, KubeError, WatchExpiredError
+from servo.errors import KubeError, WatchExpiredError
 
 logger = logging.getLogger(__name__)
 
@@ -31,27 +30,11 @@ CONNECT_TIMEOUT_S = 10.0
 
 
 def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:
-    """In-cluster service account when in a pod, else `kubeconfig`, KUBECONFIG, ~/.kube/config."""
-    configuration = k8s.Configuration()
-    try:
-        if (
-            kubeconfig is None
-            and "KUBERNETES_SERVICE_HOST" in os.environ
-            and (SERVICE_ACCOUNT_TOKEN.exists())
-        ):
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
-                client_configuration=configuration
-            )
-        else:
-            k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=kubeconfig, client_configuration=configuration
-            )
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError) as e:
-        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-        raise ConfigError(
-            [f"Kubernetes credentials: {e} (not in a pod; tried kubeconfig {where})"]
-        ) from e
-    return k8s.ApiClient(configuration)
+    """Credentials per servo.credentials: --kubeconfig, a token command, a token file, the
+    in-cluster service account, then KUBECONFIG or ~/.kube/config."""
+    from servo.credentials import api_client_for
+
+    return api_client_for(kubeconfig, os.environ)
 
 
 @dataclass(frozen=True, slots=True)

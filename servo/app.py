@@ -27,6 +27,7 @@ from servo.models import Event, Measurement, PodFacts
 from servo.ops_server import OpsServer
 from servo.pod_marks import PodMarks
 from servo.pods import facts_from_pod
+from servo.podwire import decoder_for
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
 from servo.stats import CHANNEL_MESSAGE, MonitorStats
@@ -78,6 +79,8 @@ class Servo:
         self.kube = kube
         self.reporter = reporter
         self.marks = PodMarks(kube)
+        # Pods decoded typed (only the fields read) when the app-id path stays within them.
+        kube.decode_pod = decoder_for(cfg.app_id)
         self.with_receiver = with_receiver
         if reporter.on_delivered is None:
             # After a 2xx the pod is annotated, so no later start measures it again.

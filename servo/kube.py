@@ -21,6 +21,13 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from servo.errors import KubeError, WatchExpiredError
+from servo.podwire import (
+    DecodeError,
+    PodDecoder,
+    decode_event,
+    decode_pod_generic,
+    decode_pod_list,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +86,12 @@ def kube_error_from_status(obj: Any) -> KubeError:
 class KubeClient:
     """List and watch pods in one namespace or (namespace None) the whole cluster."""
 
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, *, decode_pod: PodDecoder = decode_pod_generic) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
+        # How a pod object is decoded: typed (only the fields the servo reads) when the app-id
+        # query stays within them; the Servo sets it from its configuration.
+        self.decode_pod = decode_pod
         self._open: set[Any] = set()
         self._lock = threading.Lock()
 
@@ -102,20 +112,14 @@ class KubeClient:
         kwargs["_request_timeout"] = (CONNECT_TIMEOUT_S, 60.0)
         try:
             resp = self._list_call(namespace, kwargs)
-            doc = json.loads(resp.data)
+            items, rv, token = decode_pod_list(resp.data, self.decode_pod)
         except ApiException as e:
             raise kube_error_from_api(e) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(0, "ConnectionError", str(e)) from e
-        except ValueError as e:
-            raise KubeError(0, "BadResponse", f"pod list is not JSON: {e}") from e
-        meta = doc.get("metadata") or {} if isinstance(doc, dict) else {}
-        items = doc.get("items") if isinstance(doc, dict) else None
-        return PodPage(
-            items=[i for i in items if isinstance(i, dict)] if isinstance(items, list) else [],
-            resource_version=str(meta.get("resourceVersion") or ""),
-            continue_token=meta.get("continue") or None,
-        )
+        except DecodeError as e:
+            raise KubeError(0, "BadResponse", str(e)) from e
+        return PodPage(items=items, resource_version=rv, continue_token=token)
 
     def stream_watch(
         self,
@@ -147,7 +151,7 @@ class KubeClient:
         with self._lock:
             self._open.add(resp)
         try:
-            yield from _json_lines(resp)
+            yield from _json_lines(resp, self.decode_pod)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(0, "StreamBroken", str(e)) from e
         finally:
@@ -206,7 +210,7 @@ class KubeClient:
                 logger.debug("stream shutdown failed", exc_info=True)
 
 
-def _json_lines(resp: Any) -> Iterator[dict[str, Any]]:
+def _json_lines(resp: Any, decode_pod: PodDecoder) -> Iterator[dict[str, Any]]:
     """Re-assemble newline-delimited JSON from chunks that may split lines anywhere."""
     pending = b""
     for chunk in resp.stream(amt=None, decode_content=True):
@@ -216,16 +220,13 @@ def _json_lines(resp: Any) -> Iterator[dict[str, Any]]:
         *lines, pending = pending.split(b"\n")
         for line in lines:
             if line.strip():
-                yield _decode_event(line)
+                yield _decode_event(line, decode_pod)
     if pending.strip():
-        yield _decode_event(pending)
+        yield _decode_event(pending, decode_pod)
 
 
-def _decode_event(line: bytes) -> dict[str, Any]:
+def _decode_event(line: bytes, decode_pod: PodDecoder) -> dict[str, Any]:
     try:
-        doc = json.loads(line)
-    except ValueError as e:
-        raise KubeError(0, "BadStream", f"watch line is not JSON: {line[:80]!r}") from e
-    if not isinstance(doc, dict):
-        raise KubeError(0, "BadStream", f"watch line is not an object: {line[:80]!r}")
-    return doc
+        return decode_event(line, decode_pod)
+    except DecodeError as e:
+        raise KubeError(0, "BadStream", str(e)) from e

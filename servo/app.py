@@ -43,7 +43,8 @@ DEFAULT_GRACE_S = 20.0
 GOODBYE_DEADLINE_S = 5.0
 # How often waits for monitor stats are checked for their deadline.
 STATS_WAIT_TICK_S = 0.25
-# How often guard finalizers that could not be removed are tried again.
+# How often guard finalizers that could not be removed, and reported annotations that could
+# not be set, are tried again.
 RELEASE_RETRY_S = 5.0
 
 
@@ -99,6 +100,8 @@ class Servo:
         self._shadow: dict[str, Measurement] = {}
         # Guarded pods whose finalizer could not be removed yet (API errors): retried.
         self._to_release: dict[str, PodFacts] = {}
+        # Delivered measurements whose pod could not be annotated yet: retried.
+        self._to_mark: dict[str, Event] = {}
         self._release_retry_at = 0.0
         # Trackers are fed by watch threads, receiver threads and the wait timer.
         self._lock = threading.Lock()
@@ -233,8 +236,14 @@ class Servo:
     # --- restart recovery and the finalizer guard -------------------------------------------
 
     def mark_reported(self, event: Event) -> None:
-        """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it."""
-        self.marks.mark_reported(event)
+        """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it;
+        when the API server refuses for now, the timer tries again."""
+        done = self.marks.mark_reported(event)
+        with self._lock:
+            if done:
+                self._to_mark.pop(event.id, None)
+            else:
+                self._to_mark[event.id] = event
 
     def release(self, facts: PodFacts, why: str) -> None:
         """Remove the guard finalizer (measured, or the safety valve opened); when the API
@@ -452,8 +461,11 @@ class Servo:
                 self._release_retry_at = time.monotonic() + RELEASE_RETRY_S
                 with self._lock:
                     retry = list(self._to_release.values())
+                    unmarked = list(self._to_mark.values())
                 for facts in retry:
                     self.release(facts, "measured (retry)")
+                for event in unmarked:
+                    self.mark_reported(event)
             if self.cfg.guard.enabled:
                 now = time.time()
                 with self._lock:

@@ -2,9 +2,10 @@
 
 One SQLite file (WAL). `put` commits before it returns, so an event the servo has accepted
 survives a crash (SIGKILL, OOM kill) and is sent by the next start; events are keyed by their
-stable id, so putting the same event again (a relist after a restart) adds nothing. A failed
-send moves `next_at` back; an event older than the maximum age is dropped by the reporter with
-an ERROR line.
+stable id, so putting the same event again (a relist after a restart) adds nothing. A delivered
+event stays behind as a tombstone for a day, so that a pod measured again before its reported
+annotation landed (a restart in between) is not sent twice. A failed send moves `next_at` back;
+an event older than the maximum age is dropped by the reporter with an ERROR line.
 
 Durability: synchronous=NORMAL in WAL mode survives a process crash (the page cache holds the
 commit); a power cut may lose the last commits, never corrupt the file.
@@ -31,10 +32,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_at REAL NOT NULL,   -- epoch seconds, first put
     next_at    REAL NOT NULL,   -- not to be sent before this
     attempts   INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    delivered_at REAL           -- NULL: waiting; else a tombstone (delivered then)
 );
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 """
+# How long a delivered event's id is remembered (a pod's annotation lands within seconds).
+TOMBSTONE_S = 24 * 3600.0
 OUTBOX_FILE = "outbox.db"
 
 
@@ -62,7 +66,8 @@ class Outbox:
             self._db.commit()
 
     def put(self, event: Event, now_s: float) -> bool:
-        """Store an event durably; False when an event with its id is already waiting."""
+        """Store an event durably; False when an event with its id is already waiting, or was
+        delivered within the tombstone period."""
         param = json.dumps(event.param, separators=(",", ":"))
         with self._lock:
             cur = self._db.execute(
@@ -78,7 +83,8 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
-                " WHERE next_at <= ? ORDER BY next_at, created_at LIMIT ?",
+                " WHERE delivered_at IS NULL AND next_at <= ? ORDER BY next_at, created_at"
+                " LIMIT ?",
                 (now_s, limit + len(skip)),
             ).fetchall()
         out = []
@@ -91,8 +97,24 @@ class Outbox:
                 break
         return out
 
-    def delivered(self, event_id: str) -> None:
-        self._delete(event_id)
+    def delivered(self, event_id: str, now_s: float) -> None:
+        """Sent: keep only a tombstone, so the same event put again is not sent again."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET delivered_at = ?, param = '' WHERE event_id = ?",
+                (now_s, event_id),
+            )
+            self._db.commit()
+
+    def prune(self, now_s: float, keep_s: float = TOMBSTONE_S) -> int:
+        """Forget tombstones older than `keep_s`; how many went."""
+        with self._lock:
+            cur = self._db.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (now_s - keep_s,),
+            )
+            self._db.commit()
+            return cur.rowcount
 
     def drop(self, event_id: str) -> None:
         """Remove an event that will never be delivered (refused, or too old)."""
@@ -117,7 +139,7 @@ class Outbox:
         with self._lock:
             rows = self._db.execute(
                 "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
-                " WHERE created_at < ? ORDER BY created_at LIMIT ?",
+                " WHERE delivered_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
                 (cutoff_s, limit),
             ).fetchall()
         return [
@@ -127,17 +149,22 @@ class Outbox:
 
     def depth(self) -> int:
         with self._lock:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
+            ).fetchone()
         return int(n)
 
     def oldest_created(self) -> float | None:
         with self._lock:
-            (oldest,) = self._db.execute("SELECT MIN(created_at) FROM outbox").fetchone()
+            (oldest,) = self._db.execute(
+                "SELECT MIN(created_at) FROM outbox WHERE delivered_at IS NULL"
+            ).fetchone()
         return float(oldest) if oldest is not None else None
 
     def ids(self) -> set[str]:
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT event_id FROM outbox")}
+            rows = self._db.execute("SELECT event_id FROM outbox WHERE delivered_at IS NULL")
+            return {r[0] for r in rows}
 
     def close(self) -> None:
         with self._lock:

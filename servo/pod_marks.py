@@ -24,23 +24,27 @@ class PodMarks:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def mark_reported(self, event: Event) -> None:
-        """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it."""
+    def mark_reported(self, event: Event) -> bool:
+        """Annotate the pod of a delivered MEASUREMENT; False when the API server refused for
+        now (the caller retries: an unmarked pod would be measured again after a restart)."""
         if event.event != "MEASUREMENT":
-            return
+            return True
         pod = event_pod(event)
         if pod is None:
-            return
+            return True
         try:
             self.kube.patch_pod(pod["namespace"], pod["pod"],
                                 reported_patch(pod["uid"], event.id),
                                 content_type="application/merge-patch+json")  # fmt: skip
         except KubeError as e:
-            # Gone (deleted, replaced) is fine: there is nothing left to measure twice.
-            level = logging.DEBUG if e.status in (404, 409, 422) else logging.WARNING
-            logger.log(level, "could not mark the pod as reported", extra={
+            if e.status in (404, 409, 422):
+                # Gone, or replaced by another pod of that name: nothing to measure twice.
+                return True
+            logger.warning("could not mark the pod as reported; will retry", extra={
                 "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
                 "error": e.message})  # fmt: skip
+            return False
+        return True
 
     def release(self, facts: PodFacts, why: str) -> bool:
         """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).

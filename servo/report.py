@@ -94,6 +94,7 @@ class Reporter:
         # Ids queued or in flight, so the pump does not hand one event to two workers.
         self._queued: set[str] = set()
         self._wake = threading.Event()
+        self._prune_at = 0.0
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.counts = ReportCounts()
@@ -189,8 +190,9 @@ class Reporter:
         """Hand over an event. With an outbox: on disk when this returns True, never blocks.
         Without: queued; when the queue is full, wait (never drop). False if stopped first."""
         if self.outbox is not None:
-            self.outbox.put(event, self._clock())
-            self._enqueue(event)
+            if self.outbox.put(event, self._clock()):
+                self._enqueue(event)
+            # else: waiting already (the pump brings it) or delivered before (not again)
             return True
         warned = False
         while True:
@@ -231,6 +233,9 @@ class Reporter:
                     "event": old.event.event, "event_id": old.event.id,
                     "app_id": old.event.app_id, "attempts": old.attempts,
                     "max_age_s": self.cfg.outbox_max_age_s})  # fmt: skip
+            if now >= self._prune_at:
+                self._prune_at = now + 3600.0
+                self.outbox.prune(now)
             room = self._queue.maxsize - self._queue.qsize()
             if room > 0:
                 with self._lock:
@@ -309,7 +314,7 @@ class Reporter:
             logger.exception("report crashed", extra={"event": event.event, "event_id": event.id})
         else:
             if self.outbox is not None:
-                self.outbox.delivered(event.id)
+                self.outbox.delivered(event.id, self._clock())
             self._count(sent=1)
             if self.on_delivered is not None:
                 try:

@@ -38,9 +38,21 @@ def test_delivered_and_dropped_leave(tmp_path: Path) -> None:
     box = Outbox(tmp_path)
     box.put(ev(1), now_s=1)
     box.put(ev(2), now_s=2)
-    box.delivered("u1:MEASUREMENT")
+    box.delivered("u1:MEASUREMENT", now_s=3)
     box.drop("u2:MEASUREMENT")
     assert box.depth() == 0 and box.oldest_created() is None
+    assert box.due(now_s=10, limit=10) == [] and box.ids() == set()
+
+
+def test_a_delivered_event_put_again_is_not_sent_again_until_pruned(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    box.put(ev(1), now_s=0)
+    box.delivered("u1:MEASUREMENT", now_s=10)
+    assert box.put(ev(1), now_s=20) is False  # a restart measured the pod again
+    assert box.depth() == 0 and box.due(now_s=30, limit=10) == []
+    assert box.prune(now_s=10 + 3600, keep_s=7200) == 0
+    assert box.prune(now_s=10 + 7201, keep_s=7200) == 1
+    assert box.put(ev(1), now_s=8000) is True  # forgotten after the tombstone period
 
 
 def test_older_than(tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""Fault scenarios at sizes CI cannot afford: the servo as a process against the API emulator
+and the bundled collector behind a flaky proxy; prints one summary row per scenario.
+
+    python bench/bench_faults.py [--jobs 1000] [--seed 1] [--scenario NAME ...] [--keep]
+
+`--jobs` scales every scenario (the graceful-shutdown and patch-outage ones use a tenth, the
+SIGTERM wait alone takes the 20 s grace). The scenarios are those of tests/faults/harness.py;
+`lost` is checked against `known` (the pods the scenario expects to lose: without the finalizer
+guard, pods that finished and were deleted while the servo was down). Exit 1 when any row is
+not OK.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.faults.harness import SCENARIOS, Outcome  # noqa: E402
+
+# Jobs per scenario as a share of --jobs (the slow or narrow ones run fewer).
+SHARE = {"graceful-shutdown": 0.1, "patch-503-outage": 0.1, "patch-503-outage-guard": 0.1,
+         "backlog-restart": 0.3}  # fmt: skip
+COLUMNS = ("scenario", "jobs", "stored", "lost", "known", "duplicated", "deliveries", "attempts",
+           "kills", "seconds", "ok")  # fmt: skip
+
+
+def row(out: Outcome) -> tuple[str, ...]:
+    return (out.scenario, str(out.jobs), str(out.stored), str(out.lost), str(out.known_lost),
+            str(out.duplicated), str(out.deliveries), str(out.attempts), str(out.kills),
+            f"{out.seconds:.1f}", "OK" if out.ok else "NO")  # fmt: skip
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    lines = []
+    for r in [COLUMNS, *rows]:
+        cells = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells))
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--jobs", type=int, default=1000, help="jobs per scenario (default 1000)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
+                    help="run only this one (repeatable); default: all")  # fmt: skip
+    ap.add_argument("--kills", type=int, default=None, help="SIGKILLs in servo-killed "
+                    "(default: one per 25 jobs, at least 3)")  # fmt: skip
+    ap.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
+    args = ap.parse_args()
+    logging.disable(logging.WARNING)  # the in-process collector's lines; the servo logs to files
+    names = args.scenario or list(SCENARIOS)
+    base = Path(tempfile.mkdtemp(prefix="bench-faults-"))
+    rows: list[tuple[str, ...]] = []
+    notes: list[str] = []
+    for name in names:
+        jobs = max(3, round(args.jobs * SHARE.get(name, 1.0)))
+        kwargs: dict[str, int] = {"jobs": jobs, "seed": args.seed}
+        if name == "servo-killed":
+            kwargs["kills"] = args.kills or max(3, jobs // 25)
+        print(f"running {name} with {jobs} jobs ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        try:
+            out = SCENARIOS[name](base / name, **kwargs)
+        except AssertionError as e:
+            print(f"  {name} did not settle: {str(e)[:2000]}", file=sys.stderr)
+            rows.append((name, str(jobs), "-", "-", "-", "-", "-", "-", "-",
+                         f"{time.monotonic() - started:.1f}", "NO"))  # fmt: skip
+            continue
+        rows.append(row(out))
+        shown = {
+            k: v
+            for k, v in out.notes.items()
+            if k not in ("deleted_while_down", "left_in_outbox", "expected_in_outbox")
+        }
+        notes.append(f"{name}: {shown}" + (f"; servo errors: {out.errors[:3]}" if out.errors
+                                           else ""))  # fmt: skip
+    print(table(rows))
+    print()
+    for n in notes:
+        print(n)
+    print(f"\nseed {args.seed}; work directories under {base}" + ("" if args.keep else
+                                                              " (removed)"))  # fmt: skip
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if all(r[-1] == "OK" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""Report latency at 200 job completions per second, outbox on.
+
+From the commit, in the API emulator, of the update that shows a job container terminated (a
+job pod without a monitor) to the backend receiving that pod's MEASUREMENT.
+
+- The API emulator (tests/fakes/kubeapi.KubeEmulator, bookmarks every 0.2 s) runs in a child
+  process with the driver: it creates the job pods and sets them Running beforehand, then
+  applies the terminating updates at the paced rate and stamps each commit (time.monotonic,
+  which every process on the machine shares).
+- The backend (tests/fakes/backend.RecordingBackend) runs in another child process and stamps
+  each request as it is read.
+- The servo runs in this process, in a thread, as tests/integration/harness.py starts it:
+  load_config from env (OPTUNE_OUTBOX_DIR a temporary directory, receiver and metrics on
+  127.0.0.1 port 0), Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report,
+  outbox=Outbox(dir))); logging as in production (JSON at INFO) into /dev/null. After each
+  2xx it annotates the pod as reported (a PATCH to the emulator), as in production.
+
+The emulator is a Python stand-in for the API server: its full garbage collections over its
+growing pod history pause it for 200-400 ms (which stalls the servo's watch stream and the
+workers' "reported" PATCHes), so by default its collector is frozen and off while driving
+(`--emulator-gc` leaves it on; its pauses are printed either way).
+
+Pods are the test fixture without managedFields (tests/helpers.job_pod); `--managed-fields`
+uses the full ~14 KB fixture (the emulator, in Python, then costs more per update).
+
+    python bench/bench_latency.py [--rate 200] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGET_P50_MS = 20.0
+TARGET_P99_MS = 100.0
+NAMESPACE = "default"
+
+
+# --- child: the API emulator and the driver ---------------------------------------------------
+
+
+def _gc_pauses(*, freeze: bool) -> list[float]:
+    """Record this process's full (generation 2) collections, in ms; `freeze` first moves
+    every object alive now out of the collector's reach (gc.freeze) and turns the collector off
+    (the emulator's history only grows while driving: nothing for it to free)."""
+    import gc
+
+    if freeze:
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+    pauses: list[float] = []
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    return pauses
+
+
+def _emulator_child(
+    conn: Connection, count: int, rate: float, managed_fields: bool, freeze_gc: bool
+) -> None:
+    sys.path.insert(0, str(REPO))
+    import copy
+    import json
+
+    from tests.fakes.kubeapi import KubeEmulator
+    from tests.helpers import job_pod, set_running, set_terminated
+
+    stamps: dict[str, float] = {}
+
+    class StampingEmulator(KubeEmulator):
+        stamping = False
+
+        def _commit(self, type_: str, obj: Any, old: Any, resource: str = "pods") -> Any:
+            out = super()._commit(type_, obj, old, resource)
+            if self.stamping and type_ == "MODIFIED" and resource == "pods":
+                uid = out["metadata"]["uid"]
+                stamps.setdefault(uid, time.monotonic())
+            return out
+
+    def make_pod(i: int) -> dict[str, Any]:
+        pod = job_pod(f"job-{i}", namespace=NAMESPACE, jobid=f"JOB-{i % 50}")
+        if managed_fields:
+            full = json.loads((REPO / "tests" / "data" / "job-pod.json").read_text())
+            pod["metadata"]["managedFields"] = copy.deepcopy(full["metadata"]["managedFields"])
+        return pod
+
+    with StampingEmulator(bookmark_interval_s=0.2) as emu:
+        for i in range(count):
+            emu.create_pod(make_pod(i))
+            emu.update_pod(NAMESPACE, f"job-{i}", set_running)
+        conn.send(emu.url)
+        assert conn.recv() == "go"
+        pauses = _gc_pauses(freeze=freeze_gc)
+        emu.stamping = True
+        started = time.monotonic()
+        late = 0
+        for i in range(count):
+            due = started + i / rate
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            elif wait < -0.01:
+                late += 1
+            emu.update_pod(NAMESPACE, f"job-{i}", set_terminated)
+        elapsed = time.monotonic() - started
+        emu.stamping = False
+        conn.send({"elapsed_s": elapsed, "late": late, "gc_pauses_ms": list(pauses)})
+        assert conn.recv() == "stamps?"
+        # Only the terminating update of each pod was stamped (first MODIFIED while driving;
+        # the servo's "reported" PATCH comes later and setdefault keeps the first).
+        conn.send(dict(stamps))
+        conn.recv()  # "stop"
+
+
+# --- child: the backend -------------------------------------------------------------------
+
+
+def _backend_child(conn: Connection) -> None:
+    sys.path.insert(0, str(REPO))
+    from tests.fakes.backend import Received, RecordingBackend, _Action
+
+    received: dict[str, float] = {}
+
+    class StampingBackend(RecordingBackend):
+        def _record_and_pop(self, req: Received) -> _Action | None:
+            if req.event == "MEASUREMENT" and req.event_id is not None:
+                received.setdefault(req.event_id, time.monotonic())
+            return super()._record_and_pop(req)
+
+    with StampingBackend() as backend:
+        conn.send(backend.url_template())
+        pauses = _gc_pauses(freeze=False)
+        while (msg := conn.recv()) != "stop":
+            if msg == "gc?":
+                conn.send(list(pauses))
+            elif msg == "count":
+                conn.send(len(received))
+            elif msg == "stamps?":
+                conn.send(dict(received))
+
+
+def _start(target: Any, *args: Any) -> tuple[Any, Connection]:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+    proc.start()
+    return proc, parent
+
+
+def _stamp_terminated(servo: Any) -> dict[str, float]:
+    """Wrap this Servo's handle (instance attribute; the code is unchanged) to stamp when
+    the watch hands it a pod whose job container terminated: splits the latency in two."""
+    seen: dict[str, float] = {}
+    handle = servo.handle
+
+    def stamped(tracker: Any, event: Any, stop: Any) -> None:
+        if event.type == "MODIFIED":
+            statuses = (event.pod.get("status") or {}).get("containerStatuses") or []
+            if any("terminated" in (cs.get("state") or {}) for cs in statuses):
+                seen.setdefault(event.pod["metadata"]["uid"], time.monotonic())
+        handle(tracker, event, stop)
+
+    servo.handle = stamped
+    return seen
+
+
+def _cpu_s(proc: Any) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="completions per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--managed-fields", action="store_true")
+    parser.add_argument(
+        "--emulator-gc",
+        action="store_true",
+        help="leave the emulator's garbage collector on (its full collections of the pod history"
+        " stall it, and with it the servo's watch and its reported-PATCHes, for 200-400 ms)",
+    )
+    parser.add_argument("--trace", help="write a CSV: commit s, watch ms, send ms per pod")
+    parser.add_argument(
+        "--no-logging", action="store_true", help="leave logging unconfigured (WARNING)"
+    )
+    args = parser.parse_args(argv)
+    count = int(args.rate * args.seconds)
+
+    from kubernetes import client as k8s
+
+    from servo.app import Servo
+    from servo.config import load_config
+    from servo.kube import KubeClient
+    from servo.logs import configure_logging
+    from servo.outbox import Outbox
+    from servo.report import Reporter
+
+    if not args.no_logging:
+        configure_logging(debug=0, fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
+    emu_proc, emu = _start(
+        _emulator_child, count, args.rate, args.managed_fields, not args.emulator_gc
+    )
+    be_proc, backend = _start(_backend_child)
+    emu_url: str = emu.recv()
+    url_template: str = backend.recv()
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        env = {
+            "OPTUNE_URL": url_template,
+            "OPTUNE_ACCOUNT": "bench",
+            "POD_NAMESPACES": NAMESPACE,
+            "OPTUNE_OUTBOX_DIR": tmp,
+            "OPTUNE_STATS_PORT": "0",
+            "OPTUNE_STATS_BIND": "127.0.0.1",
+            "OPTUNE_METRICS_PORT": "0",
+            "OPTUNE_METRICS_BIND": "127.0.0.1",
+        }
+        cfg = load_config(env)
+        # What KubeEmulator.api_client gives (no token); the emulator runs in the child.
+        api = k8s.ApiClient(k8s.Configuration(host=emu_url))
+        servo = Servo(cfg, KubeClient(api), Reporter(cfg.report, outbox=Outbox(tmp)))
+        seen_at = _stamp_terminated(servo)
+        servo_gc = _gc_pauses(freeze=False)
+        stop = threading.Event()
+        thread = threading.Thread(target=servo.run, args=(stop,), kwargs={"grace_s": 5})
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not servo.scopes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(s.watch.synced.wait(60) for s in servo.scopes), "servo never listed pods"
+        time.sleep(0.5)  # the watch is open after the list
+        print(f"{count} job pods listed Running; terminating them at {args.rate:g}/s for "
+              f"{args.seconds:g} s (outbox on, {cfg.report.workers} report workers)")  # fmt: skip
+        procs = {"servo": psutil.Process(), "emulator": psutil.Process(emu_proc.pid),
+                 "backend": psutil.Process(be_proc.pid)}  # fmt: skip
+        cpu0 = {k: _cpu_s(p) for k, p in procs.items()}
+        emu.send("go")
+        driven = emu.recv()
+        cpu = {k: (_cpu_s(p) - cpu0[k]) / driven["elapsed_s"] * 100 for k, p in procs.items()}
+        deadline = time.monotonic() + 60
+        backend.send("count")
+        while (got := backend.recv()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+            backend.send("count")
+        emu.send("stamps?")
+        committed: dict[str, float] = emu.recv()
+        backend.send("stamps?")
+        received: dict[str, float] = backend.recv()
+        backend.send("gc?")
+        backend_gc_ms: list[float] = backend.recv()
+        servo_gc_ms = list(servo_gc)
+        stop.set()
+        thread.join(timeout=30)
+        emu.send("stop")
+        backend.send("stop")
+    for proc in (emu_proc, be_proc):
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+    latencies = [
+        (received[f"{uid}:MEASUREMENT"] - t) * 1000
+        for uid, t in committed.items()
+        if f"{uid}:MEASUREMENT" in received
+    ]
+    watch_ms = [(seen_at[uid] - t) * 1000 for uid, t in committed.items() if uid in seen_at]
+    send_ms = [
+        (received[f"{uid}:MEASUREMENT"] - seen_at[uid]) * 1000
+        for uid in seen_at
+        if f"{uid}:MEASUREMENT" in received
+    ]
+    if args.trace and committed:
+        t0 = min(committed.values())
+        with open(args.trace, "w") as f:
+            f.write("commit_s,watch_ms,send_ms\n")
+            for uid, t in sorted(committed.items(), key=lambda kv: kv[1]):
+                seen, got_at = seen_at.get(uid), received.get(f"{uid}:MEASUREMENT")
+                w = "" if seen is None else f"{(seen - t) * 1000:.2f}"
+                r = "" if seen is None or got_at is None else f"{(got_at - seen) * 1000:.2f}"
+                f.write(f"{t - t0:.4f},{w},{r}\n")
+    achieved = count / driven["elapsed_s"]
+    print(f"driver: {count} terminating updates in {driven['elapsed_s']:.2f} s = {achieved:.0f}/s"
+          f" ({driven['late']} more than 10 ms behind schedule)")  # fmt: skip
+    print("CPU while driving, % of one core: "
+          + ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items()))  # fmt: skip
+    for who, gc_ms in (("emulator", driven["gc_pauses_ms"]), ("servo", servo_gc_ms),
+                       ("backend", backend_gc_ms)):  # fmt: skip
+        print(f"{who} full GC pauses: {len(gc_ms)}, "
+              f"{', '.join(f'{x:.0f}' for x in gc_ms) or '-'} ms")  # fmt: skip
+    if achieved < 0.95 * args.rate:
+        print(f"note: the emulator sustained only {achieved:.0f} updates/s, not {args.rate:g}")
+    print(f"measurements received: {len(latencies)} of {count} (backend saw {got})")
+    if not latencies:
+        print(f"report latency at {args.rate:g}/s | p50 <= 20 ms, p99 <= 100 ms | none | MISS")
+        return 1
+    p50, p90, p99 = (percentile(latencies, q) for q in (50, 90, 99))
+    print(f"latency ms: p50 {p50:.1f}, p90 {p90:.1f}, p99 {p99:.1f}, max {max(latencies):.1f}, "
+          f"mean {statistics.fmean(latencies):.1f}")  # fmt: skip
+    for label, part in (("commit -> servo handles the event", watch_ms),
+                        ("servo handles it -> backend receives", send_ms)):  # fmt: skip
+        if part:
+            print(f"  {label}: p50 {percentile(part, 50):.1f}, p99 {percentile(part, 99):.1f}, "
+                  f"max {max(part):.1f} ms")  # fmt: skip
+    ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and len(latencies) == count
+    verdict = "PASS" if ok else "MISS"
+    print(f"report latency at {achieved:.0f} completions/s, outbox on | p50 <= 20 ms, "
+          f"p99 <= 100 ms | p50 {p50:.1f} ms, p99 {p99:.1f} ms | {verdict}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -99,11 +99,11 @@ def resolve_app_id(obj: Any, query: AppIdQuery) -> AppIdResult:
                     None, f"{where}: item has no {seg.value_field!r} (it has: {other or 'nothing'})"
                 )
             node = found[seg.value_field]
-        elif isinstance(node, Mapping):
+        elif type(node) is dict or isinstance(node, Mapping):
             if seg not in node:
                 return AppIdResult(None, f"{where}: no such key")
             node = node[seg]
-        elif isinstance(node, Sequence) and not isinstance(node, str):
+        elif type(node) is list or (isinstance(node, Sequence) and not isinstance(node, str)):
             if not seg.isdigit() or int(seg) >= len(node):
                 return AppIdResult(None, f"{where}: no such list index")
             node = node[int(seg)]
@@ -118,9 +118,9 @@ def resolve_app_id(obj: Any, query: AppIdQuery) -> AppIdResult:
 
 
 def _lookup(node: Any, seg: Lookup) -> Mapping[str, Any] | None:
-    if not isinstance(node, Sequence) or isinstance(node, str):
+    if type(node) is not list and (not isinstance(node, Sequence) or isinstance(node, str)):
         return None
     for item in node:
-        if isinstance(item, Mapping) and item.get(seg.key_field) == seg.key:
+        if (type(item) is dict or isinstance(item, Mapping)) and item.get(seg.key_field) == seg.key:
             return item
     return None

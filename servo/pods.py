@@ -6,11 +6,13 @@ mistyped field yields a default or None, never an exception. No I/O, no clock, n
 
 from __future__ import annotations
 
-import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
+
+import msgspec
 
 from servo.appid import AppIdQuery, resolve_app_id
 from servo.models import ContainerState, Measurement, Metric, PodFacts, RawPod
@@ -42,8 +44,14 @@ class FactsResult:
     why: str = ""
 
 
+def _is_map(x: Any) -> TypeGuard[Mapping[str, Any]]:
+    return type(x) is dict or isinstance(x, Mapping)
+
+
 def _map(x: Any) -> Mapping[str, Any]:
-    return x if isinstance(x, Mapping) else {}
+    # Decoded JSON is a dict: check that first (isinstance against the Mapping ABC is slow,
+    # and this runs for every field of every pod event).
+    return x if _is_map(x) else {}
 
 
 def _list(x: Any) -> list[Any]:
@@ -52,6 +60,12 @@ def _list(x: Any) -> list[Any]:
 
 def _str(x: Any) -> str:
     return x if isinstance(x, str) else ""
+
+
+def _shared(x: Any) -> str:
+    """A string many pods repeat (namespace, node, phase, container name, resources): one
+    copy for all of them, so a tracked pod costs well under a KiB."""
+    return sys.intern(x) if type(x) is str else ""
 
 
 def parse_timestamp(value: Any) -> float | None:
@@ -72,7 +86,7 @@ def facts_from_pod(
     """Extract the small record of a job pod; pods without an app id are not jobs."""
     meta = _map(pod.get("metadata"))
     uid, name = _str(meta.get("uid")), _str(meta.get("name"))
-    namespace = _str(meta.get("namespace"))
+    namespace = _shared(meta.get("namespace"))
     if not uid or not name:
         return FactsResult(None, "pod has no metadata.uid or metadata.name")
     found = resolve_app_id(pod, query)
@@ -93,20 +107,20 @@ def facts_from_pod(
             uid=uid,
             namespace=namespace,
             name=name,
-            app_id=found.value,
-            node=_str(spec.get("nodeName")),
+            app_id=_shared(found.value),
+            node=_shared(spec.get("nodeName")),
             created_s=parse_timestamp(meta.get("creationTimestamp")),
             deleting=meta.get("deletionTimestamp") is not None,
-            phase=_str(status.get("phase")),
-            pod_reason=_str(status.get("reason")),
-            restart_policy=_str(spec.get("restartPolicy")) or "Always",
-            container=cname,
-            resources_json=_compact_json(container.get("resources") or {}),
+            phase=_shared(status.get("phase")),
+            pod_reason=_shared(status.get("reason")),
+            restart_policy=_shared(spec.get("restartPolicy")) or "Always",
+            container=_shared(cname),
+            resources_json=_shared(_compact_json(container.get("resources") or {})),
             state=state,
             started_s=parse_timestamp(term.get("startedAt")),
             finished_s=parse_timestamp(term.get("finishedAt")),
             exit_code=_int_or_none(term.get("exitCode")),
-            term_reason=_str(term.get("reason")),
+            term_reason=_shared(term.get("reason")),
             done_at=done_at if isinstance(done_at, str) else None,
             pod_ip=_str(status.get("podIP")),
             reported=REPORTED_ANNOTATION in annotations,
@@ -130,12 +144,12 @@ def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str
         ("initContainers", "initContainerStatuses"),
     ):
         for c in _list(spec.get(containers)):
-            if isinstance(c, Mapping) and c.get("name") == name and name:
+            if _is_map(c) and c.get("name") == name and name:
                 token = next(
                     (
                         _str(e.get("value"))
                         for e in _list(c.get("env"))
-                        if isinstance(e, Mapping) and e.get("name") == STATS_TOKEN_ENV
+                        if _is_map(e) and e.get("name") == STATS_TOKEN_ENV
                     ),
                     "",
                 )
@@ -143,7 +157,7 @@ def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str
                     (
                         cs
                         for cs in _list(status.get(statuses))
-                        if isinstance(cs, Mapping) and cs.get("name") == name
+                        if _is_map(cs) and cs.get("name") == name
                     ),
                     {},
                 )
@@ -159,7 +173,7 @@ def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str
 def _container_status(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     # Find the status by name: the order of containerStatuses is not the order of the spec.
     for cs in _list(status.get("containerStatuses")):
-        if isinstance(cs, Mapping) and cs.get("name") == name and name:
+        if _is_map(cs) and cs.get("name") == name and name:
             return cs
     return {}
 
@@ -183,8 +197,8 @@ def _int_or_none(x: Any) -> int | None:
 
 def _compact_json(x: Any) -> str:
     try:
-        return json.dumps(x, separators=(",", ":"), sort_keys=True)
-    except (TypeError, ValueError):
+        return msgspec.json.encode(x, order="sorted").decode()
+    except (TypeError, ValueError, msgspec.EncodeError):
         return "{}"
 
 

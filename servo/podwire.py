@@ -81,6 +81,14 @@ class _Event(msgspec.Struct):
     object: msgspec.Raw = msgspec.Raw(b"null")
 
 
+class _PodEvent(msgspec.Struct):
+    """A watch line decoded in one pass, the object as a Pod (an ERROR's Status is decoded
+    again generically: rare)."""
+
+    type: str = ""
+    object: Pod | None = None
+
+
 class _ListMeta(_Base):
     resource_version: str | None = None
     continue_: str | None = msgspec.field(default=None, name="continue")
@@ -96,6 +104,7 @@ _META_KEYS = {"name", "generateName", "namespace", "uid", "labels", "annotations
 _CONTAINER_KEYS = {"name", "image", "command", "args", "env", "resources"}
 
 _event = msgspec.json.Decoder(_Event)
+_pod_event = msgspec.json.Decoder(_PodEvent)
 _pod = msgspec.json.Decoder(Pod)
 _pod_list = msgspec.json.Decoder(_PodList)
 _any = msgspec.json.Decoder()
@@ -144,6 +153,15 @@ def _pod_or_generic(raw: msgspec.Raw, decode_pod: PodDecoder) -> Any:
 def decode_event(line: bytes, decode_pod: PodDecoder) -> dict[str, Any]:
     """One watch line -> {"type", "object"}; a pod object through `decode_pod`, anything else
     (an ERROR's Status) generically."""
+    if decode_pod is decode_pod_typed:
+        try:
+            typed = _pod_event.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # not a plain pod event: the two-step path below sorts it out
+        else:
+            if typed.type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
+                pod = msgspec.to_builtins(typed.object) if typed.object is not None else {}
+                return {"type": typed.type, "object": pod}
     try:
         event = _event.decode(line)
         if event.type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):

@@ -14,16 +14,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from servo.httpserve import BackgroundServer, BodyHandler
 from servo.store import EventStore, StoredEvent, pod_uid_of
 from servo.summary import run_from_body, summarise
 
@@ -119,8 +118,7 @@ class Collector:
     responses: Mapping[str, Any] = field(default_factory=dict)
     bind: str = "127.0.0.1"
     port: int = 8090
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
+    _server: BackgroundServer | None = None
 
     def start(self) -> Collector:
         owner = self
@@ -128,12 +126,7 @@ class Collector:
         class Handler(_Handler):
             collector = owner
 
-        self._server = ThreadingHTTPServer((self.bind, self.port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
-        self._thread.start()
+        self._server = BackgroundServer(Handler, self.bind, self.port, "collector")
         if not self.tokens:
             logger.warning("collector accepts events without a token (no tokens configured)")
         logger.info("collector listening", extra={"url": self.url, "db": str(self.store.path)})
@@ -142,8 +135,7 @@ class Collector:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._server.host}:{self._server.port}"
 
     def url_template(self) -> str:
         """An OPTUNE_URL for servos reporting here."""
@@ -151,8 +143,7 @@ class Collector:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> Collector:
@@ -208,12 +199,8 @@ def page_html() -> bytes:
     return resources.files("servo").joinpath("web/index.html").read_bytes()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BodyHandler):
     collector: Collector
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the peer's
-    # delayed ACK hold each keep-alive answer back by ~40 ms.
-    disable_nagle_algorithm = True
     server_version = "servo-collector"
     timeout = 30
 
@@ -221,15 +208,10 @@ class _Handler(BaseHTTPRequestHandler):
         logger.debug("collector: " + format, *args)
 
     def _send(self, status: int, data: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_body(status, data, content_type, Cache_Control="no-store")
 
     def _json(self, status: int, doc: Any) -> None:
-        self._send(status, json.dumps(doc).encode())
+        self.send_json(status, doc, Cache_Control="no-store")
 
     def _refuse(self, status: int, why: str) -> None:
         logger.warning("collector refused a request",

@@ -7,14 +7,13 @@ open or was within the idle timeout). Both say why in a small JSON body.
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Callable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from servo.httpserve import BackgroundServer, BodyHandler
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ class OpsServer:
     ) -> None:
         self.registry, self.health, self.ready = registry, health, ready
         self._bind, self._port = bind, port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: BackgroundServer | None = None
 
     def start(self) -> None:
         owner = self
@@ -36,57 +35,40 @@ class OpsServer:
         class Handler(_Handler):
             ops = owner
 
-        self._server = ThreadingHTTPServer((self._bind, self._port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                         name="ops-http", daemon=True).start()  # fmt: skip
+        self._server = BackgroundServer(Handler, self._bind, self._port, "ops-http")
         logger.info("metrics and probes listening", extra={"port": self.port})
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1]) if self._server is not None else 0
+        return self._server.port if self._server is not None else 0
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BodyHandler):
     ops: OpsServer
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the peer's
-    # delayed ACK hold each keep-alive answer back by ~40 ms.
-    disable_nagle_algorithm = True
     server_version = "servo-ops"
-    timeout = 10
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass  # probes every few seconds would drown the log
-
-    def _send(self, status: int, data: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _probe(self, probe: Probe) -> None:
         try:
             ok, details = probe()
         except Exception as e:  # noqa: BLE001 - a probe that fails says so, it does not crash
             ok, details = False, {"error": str(e)}
-        body = json.dumps({"status": "ok" if ok else "failing", **details}).encode()
-        self._send(200 if ok else 503, body, "application/json")
+        self.send_json(200 if ok else 503, {"status": "ok" if ok else "failing", **details})
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         path = self.path.split("?", 1)[0]
         if path == "/metrics":
-            self._send(200, generate_latest(self.ops.registry), CONTENT_TYPE_LATEST)
+            self.send_body(200, generate_latest(self.ops.registry), CONTENT_TYPE_LATEST)
         elif path == "/healthz":
             self._probe(self.ops.health)
         elif path == "/readyz":
             self._probe(self.ops.ready)
         else:
-            self._send(404, b'{"error": "try /metrics, /healthz or /readyz"}', "application/json")
+            self.send_json(404, {"error": "try /metrics, /healthz or /readyz"})

@@ -8,14 +8,12 @@ HTTP layer holds no policy. Every refusal is a JSON `{"error": ...}` and a log l
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from servo.httpserve import BackgroundServer, BodyHandler
 from servo.stats import MonitorStats, StatsError, parse_post_body
 
 logger = logging.getLogger(__name__)
@@ -43,8 +41,7 @@ class StatsReceiver:
     def __init__(self, accept: Accept, *, bind: str, port: int) -> None:
         self.accept = accept
         self._bind, self._port = bind, port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     def start(self) -> None:
         receiver = self
@@ -52,31 +49,20 @@ class StatsReceiver:
         class Handler(_Handler):
             owner = receiver
 
-        server = ThreadingHTTPServer((self._bind, self._port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="stats-receiver"
-        )
-        self._thread.daemon = True
-        self._thread.start()
+        self._server = BackgroundServer(Handler, self._bind, self._port, "stats-receiver")
         logger.info("stats receiver listening", extra={"address": self.address})
 
     @property
     def address(self) -> str:
-        if self._server is None:
-            return ""
-        host, port = self._server.server_address[:2]
-        return f"{host!s}:{port}"
+        return f"{self._server.host}:{self._server.port}" if self._server is not None else ""
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1]) if self._server is not None else 0
+        return self._server.port if self._server is not None else 0
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
 
@@ -86,26 +72,15 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BodyHandler):
     owner: StatsReceiver
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the peer's
-    # delayed ACK hold each keep-alive answer back by ~40 ms.
-    disable_nagle_algorithm = True
     server_version = "servo-stats"
-    # A monitor that stalls mid-body must not hold a thread for long.
-    timeout = 10
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         logger.debug("stats receiver: " + format, *args)
 
     def _answer(self, status: int, doc: dict[str, Any]) -> None:
-        data = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, doc)
 
     def _refuse(self, status: int, why: str, **extra: Any) -> None:
         logger.warning(

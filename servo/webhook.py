@@ -15,11 +15,10 @@ import logging
 import secrets
 import socket
 import ssl
-import string
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,11 +27,10 @@ from tenacity import wait_none
 
 from servo.appid import resolve_app_id
 from servo.config import Config, ReportConfig
-from servo.errors import ConfigError, ReportError
+from servo.errors import ReportError
 from servo.guard import guard_patch
 from servo.models import Event
 from servo.mutate import (
-    NATIVE_SIDECAR_SINCE,
     Adjustment,
     MonitorSpec,
     Ranges,
@@ -42,159 +40,33 @@ from servo.mutate import (
     is_windows,
     job_container,
     monitor_patch,
-    parse_k8s_version,
 )
 
+# The configuration moved to servo/webhook_config.py; its names stay importable from here.
+from servo.webhook_config import (  # noqa: E402
+    API_VERSIONS,
+    DEFAULT_BIND,
+    DEFAULT_STATS_URL,
+    DEFAULT_TLS_DIR,
+    MAX_BODY_BYTES,
+    MAX_WHATS_NEXT,
+    MIN_SEND_S,
+    SIDECAR_STYLES,
+    WEBHOOK_TIMEOUT_S,
+    WebhookConfig,
+    load_webhook_config,
+    use_native_sidecar,
+)
+
+__all__ = [
+    "API_VERSIONS", "DEFAULT_BIND", "DEFAULT_STATS_URL", "DEFAULT_TLS_DIR", "MAX_BODY_BYTES",
+    "MAX_WHATS_NEXT", "MIN_SEND_S", "SIDECAR_STYLES", "WEBHOOK_TIMEOUT_S", "Admitter",
+    "BadReviewError", "Exchange", "ReporterSender", "Review", "WebhookConfig", "WebhookServer",
+    "decode_patch", "load_webhook_config", "parse_review", "review_response",
+    "use_native_sidecar",
+]  # fmt: skip
+
 logger = logging.getLogger(__name__)
-
-API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
-# The API server caps request bodies at 3 MiB; a review wraps one object, so 4 MiB is plenty.
-MAX_BODY_BYTES = 4 * 1024 * 1024
-# The example's timeoutSeconds; the budget must leave room for TLS and the patch.
-WEBHOOK_TIMEOUT_S = 5.0
-SIDECAR_STYLES = ("auto", "native", "plain")
-# The servo's stats Service as example/service.yaml defines it.
-DEFAULT_STATS_URL = "http://servo.servo.svc:8080/"
-DEFAULT_BIND = "0.0.0.0"  # noqa: S104 - the API server must reach it
-DEFAULT_TLS_DIR = "/tmp/servo-webhook-tls"  # noqa: S108 - an emptyDir in the pod
-# DESCRIBE, DESCRIBE, ... would loop forever against a confused backend.
-MAX_WHATS_NEXT = 4
-# A send with less time than this left is not started at all.
-MIN_SEND_S = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookConfig:
-    """How `servo webhook` serves, injects and talks to the backend."""
-
-    # HTTPS port; 8443 so a non-root process may bind it. 0 = any free port (tests).
-    port: int = 8443
-    # All interfaces: the API server reaches it through the Service.
-    bind: str = DEFAULT_BIND
-    # Serving certificate and key (PEM); None: self-generate a CA and a serving cert at start.
-    cert_file: str | None = None
-    key_file: str | None = None
-    # Where self-generated files go (the Deployment's /tmp is an emptyDir).
-    tls_dir: str = DEFAULT_TLS_DIR
-    # The Service in front of the webhook: the serving cert's DNS names.
-    service_name: str = "servo-webhook"
-    service_namespace: str = "servo"
-    # The MutatingWebhookConfiguration whose caBundle a self-generated CA is patched into.
-    webhook_config_name: str = "servo-webhook"
-    # Patch a self-generated CA into that configuration (false: out-of-cluster runs, tests).
-    patch_ca: bool = True
-    # How often the caBundle is checked (someone may re-apply the manifest without it).
-    ca_recheck_s: float = 300.0
-    # OPTUNE_STATS_URL of injected monitors: the servo's stats Service.
-    stats_url: str = DEFAULT_STATS_URL
-    # native | plain | auto (auto: by the cluster's version, from k8s_version or /version).
-    sidecar_style: str = "auto"
-    # (major, minor) to assume instead of asking /version.
-    k8s_version: tuple[int, int] | None = None
-    # Time for the whole WHATS_NEXT exchange per pod; well under WEBHOOK_TIMEOUT_S.
-    budget_s: float = 2.0
-    # False: inject the monitor only, never ask the backend.
-    exchange: bool = True
-    # DESCRIPTION ranges of cpu (cores) and mem (GiB); ADJUST values outside are refused.
-    ranges: Ranges = field(default_factory=Ranges)
-
-
-def _flag(raw: str | None, name: str, default: bool, problems: list[str]) -> bool:
-    if raw is None or not raw.strip():
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    problems.append(f"{name}={raw!r}: expected true or false")
-    return default
-
-
-def _dns_label(name: str) -> bool:
-    allowed = set(string.ascii_lowercase + string.digits + "-")
-    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] != "-" and name[-1] != "-"
-
-
-def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
-    """WebhookConfig from OPTUNE_WEBHOOK_* (and friends); ConfigError lists every problem."""
-    problems: list[str] = []
-
-    def text(name: str) -> str | None:
-        value = environ.get(name)
-        return value.strip() if value is not None and value.strip() else None
-
-    def number(name: str, default: float, low: float, high: float) -> float:
-        raw = text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            problems.append(f"{name}={raw!r}: expected a number")
-            return default
-        if not low <= value <= high:
-            problems.append(f"{name}={raw!r}: expected {low:g}..{high:g}")
-            return default
-        return value
-
-    port = int(number("OPTUNE_WEBHOOK_PORT", 8443, 0, 65535))
-    cert, key = text("OPTUNE_WEBHOOK_CERT"), text("OPTUNE_WEBHOOK_KEY")
-    if (cert is None) != (key is None):
-        problems.append("OPTUNE_WEBHOOK_CERT and OPTUNE_WEBHOOK_KEY: set both, or neither")
-    style = (text("OPTUNE_SIDECAR_STYLE") or "auto").lower()
-    if style not in SIDECAR_STYLES:
-        problems.append(f"OPTUNE_SIDECAR_STYLE={style!r}: expected auto, native or plain")
-    version = None
-    raw_version = text("OPTUNE_K8S_VERSION")
-    if raw_version is not None:
-        version = parse_k8s_version("", "", raw_version)
-        if version is None:
-            problems.append(f"OPTUNE_K8S_VERSION={raw_version!r}: expected 1.28, v1.30.2, ...")
-    stats_url = text("OPTUNE_STATS_SERVICE_URL") or DEFAULT_STATS_URL
-    if urlsplit(stats_url).scheme not in ("http", "https") or not urlsplit(stats_url).netloc:
-        problems.append(f"OPTUNE_STATS_SERVICE_URL={stats_url!r}: expected http(s)://host:port/")
-    names = {
-        "OPTUNE_WEBHOOK_SERVICE": text("OPTUNE_WEBHOOK_SERVICE") or "servo-webhook",
-        "OPTUNE_WEBHOOK_NAMESPACE": text("OPTUNE_WEBHOOK_NAMESPACE") or "servo",
-    }
-    for env_name, value in names.items():
-        if not _dns_label(value):
-            problems.append(f"{env_name}={value!r}: not a DNS label")
-    budget = number("OPTUNE_WEBHOOK_BUDGET", 2.0, 0.1, WEBHOOK_TIMEOUT_S - 1)
-    cfg = WebhookConfig(
-        port=port,
-        bind=text("OPTUNE_WEBHOOK_BIND") or DEFAULT_BIND,
-        cert_file=cert,
-        key_file=key,
-        tls_dir=text("OPTUNE_WEBHOOK_TLS_DIR") or DEFAULT_TLS_DIR,
-        service_name=names["OPTUNE_WEBHOOK_SERVICE"],
-        service_namespace=names["OPTUNE_WEBHOOK_NAMESPACE"],
-        webhook_config_name=text("OPTUNE_WEBHOOK_CONFIG_NAME") or "servo-webhook",
-        patch_ca=_flag(
-            environ.get("OPTUNE_WEBHOOK_PATCH_CA"), "OPTUNE_WEBHOOK_PATCH_CA", True, problems
-        ),  # fmt: skip
-        ca_recheck_s=number("OPTUNE_WEBHOOK_CA_RECHECK", 300.0, 0, 86400),
-        stats_url=stats_url,
-        sidecar_style=style,
-        k8s_version=version,
-        budget_s=budget,
-        exchange=_flag(
-            environ.get("OPTUNE_WEBHOOK_EXCHANGE"), "OPTUNE_WEBHOOK_EXCHANGE", True, problems
-        ),  # fmt: skip
-    )
-    if problems:
-        raise ConfigError(problems)
-    return cfg
-
-
-def use_native_sidecar(cfg: WebhookConfig, server_version: tuple[int, int] | None) -> bool:
-    """Native sidecar or plain container; an unknown version is treated as old (plain)."""
-    if cfg.sidecar_style != "auto":
-        return cfg.sidecar_style == "native"
-    version = cfg.k8s_version or server_version
-    return version is not None and version >= NATIVE_SIDECAR_SINCE
-
 
 # -- the review ---------------------------------------------------------------------------
 

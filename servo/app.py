@@ -22,12 +22,13 @@ from servo.guard import valve_due
 from servo.kube import KubeClient
 from servo.leader import LeaderConfig, LeaderElector
 from servo.logs import pod_logger
-from servo.metrics import ReportView, ScopeView, ServoMetrics, age_s
+from servo.metrics import ServoMetrics
 from servo.models import Event, Measurement, PodFacts
 from servo.ops_server import OpsServer
 from servo.pod_marks import PodMarks
 from servo.pods import facts_from_pod
 from servo.podwire import decoder_for
+from servo.probes import ServoProbes
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
 from servo.stats import CHANNEL_MESSAGE, MonitorStats
@@ -89,7 +90,6 @@ class Servo:
         self.receiver: StatsReceiver | None = None
         self.ops: OpsServer | None = None
         self.metrics = ServoMetrics(per_app=cfg.metrics.per_app)
-        self.metrics.bind(self._scope_views, self._report_view)
         self._threads: list[threading.Thread] = []
         # Set while this replica reports (always, without leader election).
         self.leading = threading.Event()
@@ -107,6 +107,9 @@ class Servo:
         self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
         self.scopes: list[Scope] = []
+        self.probes = ServoProbes(cfg, self.scopes, self._threads, reporter, self.leading,
+                                  self._lock)  # fmt: skip
+        self.metrics.bind(self.probes.scope_views, self.probes.report_view)
         self.stop_reason = "exit"
 
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
@@ -323,7 +326,7 @@ class Servo:
     def _start_ops(self) -> None:
         if not self.with_receiver:
             return
-        ops = OpsServer(self.metrics.registry, health=self.health, ready=self.ready,
+        ops = OpsServer(self.metrics.registry, health=self.probes.health, ready=self.probes.ready,
                         bind=self.cfg.metrics.bind, port=self.cfg.metrics.port)  # fmt: skip
         try:
             ops.start()
@@ -332,57 +335,6 @@ class Servo:
                 "port": self.cfg.metrics.port, "error": str(e)})  # fmt: skip
             return
         self.ops = ops
-
-    def health(self) -> tuple[bool, dict[str, Any]]:
-        """Alive: every watch loop, the stats timer and the report workers still run."""
-        loops = {f"watch {s.watch.scope}": bool(s.thread and s.thread.is_alive())
-                 for s in self.scopes}  # fmt: skip
-        loops.update({t.name: t.is_alive() for t in self._threads})
-        loops["report workers"] = self.reporter.alive()
-        return all(loops.values()) and bool(self.scopes), {"loops": loops}
-
-    def ready(self) -> tuple[bool, dict[str, Any]]:
-        """Ready: every scope listed once, and its API server contact is recent."""
-        now = time.monotonic()
-        limit_s = 2 * self.cfg.watch.idle_timeout_s
-        scopes = {}
-        for s in self.scopes:
-            if not s.watch.synced.is_set():
-                scopes[s.watch.scope] = "not listed yet"
-            elif now - s.watch.stats.last_contact_s > limit_s:
-                scopes[s.watch.scope] = f"no answer from the API server for over {limit_s:g} s"
-            else:
-                scopes[s.watch.scope] = "current"
-        ok = bool(scopes) and all(v == "current" for v in scopes.values())
-        # A standby is not ready, so the Service sends monitors' stats to the leader only.
-        role = "leader" if self.leading.is_set() else "standby"
-        return ok and role == "leader", {"scopes": scopes, "role": role}
-
-    def _scope_views(self) -> list[ScopeView]:
-        with self._lock:
-            return [
-                ScopeView(
-                    namespace=s.watch.scope,
-                    jobs_seen=s.tracker.seen,
-                    lists=s.watch.stats.lists,
-                    watches=s.watch.stats.watches,
-                    expired=s.watch.stats.expired,
-                    errors=s.watch.stats.errors,
-                    pending=len(s.tracker.pending),
-                    awaiting_stats=len(s.tracker.awaiting),
-                )  # fmt: skip
-                for s in self.scopes
-            ]
-
-    def _report_view(self) -> ReportView:
-        c = self.reporter.counts
-        box = self.reporter.outbox
-        return ReportView(
-            sent=c.sent, failed=c.failed, lost=c.lost, expired=c.expired,
-            postponed=c.postponed,
-            outbox_depth=box.depth() if box is not None else None,
-            outbox_oldest_age_s=age_s(box.oldest_created()) if box is not None else None,
-        )  # fmt: skip
 
     # --- monitor stats --------------------------------------------------------------------
 

@@ -9,15 +9,15 @@ next requests. It never judges auth or payloads; tests assert on what it recorde
 from __future__ import annotations
 
 import json
-import socket
-import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.fakes.tcpserver import ConnectionTrackingServer
 
 __all__ = ["Received", "RecordingBackend"]
 
@@ -92,47 +92,12 @@ class _Action:
     delay_s: float = 0.0
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its open connections, so stop() can cut them."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-    # The default backlog of 5 drops SYNs when many clients connect at once; the retransmit
-    # then costs the client a whole second.
-    request_queue_size = 128
+class _Server(ConnectionTrackingServer):
+    """The recording backend's server: knows its open connections, so stop() can cut them."""
 
     def __init__(self, address: tuple[str, int], backend: RecordingBackend) -> None:
         self.backend = backend
-        self.connections: set[socket.socket] = set()
-        self.reset_connections: set[socket.socket] = set()
-        self.conn_lock = threading.Lock()
         super().__init__(address, _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.conn_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.conn_lock:
-            self.connections.discard(request)
-            reset = request in self.reset_connections
-            self.reset_connections.discard(request)
-        if reset:
-            # No FIN first: close() with SO_LINGER 0 makes the kernel send a bare RST.
-            self.close_request(request)
-        else:
-            super().shutdown_request(request)
-
-    def cut_connections(self) -> None:
-        """Shut down every open keep-alive connection so no handler answers after stop()."""
-        with self.conn_lock:
-            open_now = list(self.connections)
-        for conn in open_now:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -188,9 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         action = backend._record_and_pop(req)
 
         if action is not None and action.kind == "reset":
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            with self.server.conn_lock:
-                self.server.reset_connections.add(self.connection)
+            self.server.reset(self.connection)
             self.close_connection = True
             return
         if action is not None and action.kind == "delay":

@@ -20,9 +20,7 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import threading
@@ -33,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -43,6 +41,7 @@ from servo.outbox import OUTBOX_FILE
 from servo.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
 from servo.store import EventStore
 from tests.fakes.kubeapi import KubeEmulator
+from tests.fakes.tcpserver import ConnectionTrackingServer
 from tests.helpers import job_pod, set_running, set_terminated
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,44 +129,13 @@ def _describe(body: bytes) -> tuple[str | None, str | None, str | None]:
     return doc.get("event"), doc.get("id"), uid if isinstance(uid, str) else None
 
 
-class _ProxyServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
+class _ProxyServer(ConnectionTrackingServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Quiet: a SIGKILLed servo resets its connections; that is the point here."""
 
     def __init__(self, address: tuple[str, int], proxy: FlakyProxy) -> None:
         self.proxy = proxy
-        self.connections: set[socket.socket] = set()
-        self.resets: set[socket.socket] = set()
-        self.conn_lock = threading.Lock()
         super().__init__(address, _ProxyHandler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self.conn_lock:
-            self.connections.add(request)
-        super().process_request(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self.conn_lock:
-            self.connections.discard(request)
-            reset = request in self.resets
-            self.resets.discard(request)
-        if reset:
-            self.close_request(request)  # SO_LINGER 0 is set: a bare RST, no FIN
-        else:
-            super().shutdown_request(request)
-
-    def cut_connections(self) -> None:
-        with self.conn_lock:
-            open_now = list(self.connections)
-        for conn in open_now:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _ProxyHandler(BaseHTTPRequestHandler):
@@ -225,9 +193,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _reset(self) -> None:
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        with self.server.conn_lock:
-            self.server.resets.add(self.connection)
+        self.server.reset(self.connection)
         self.close_connection = True
 
 

@@ -178,9 +178,10 @@ def _stamp_terminated(servo: Any) -> dict[str, float]:
 
     def stamped(tracker: Any, event: Any, stop: Any) -> None:
         if event.type == "MODIFIED":
-            statuses = (event.pod.get("status") or {}).get("containerStatuses") or []
-            if any("terminated" in (cs.get("state") or {}) for cs in statuses):
-                seen.setdefault(event.pod["metadata"]["uid"], time.monotonic())
+            status, meta = event.pod.status, event.pod.metadata
+            statuses = (status.container_statuses if status else None) or []
+            if meta and any(cs.state and cs.state.terminated for cs in statuses):
+                seen.setdefault(meta.uid, time.monotonic())
         handle(tracker, event, stop)
 
     servo.handle = stamped

@@ -61,15 +61,16 @@ def rss() -> int:
 def feed(servo: Servo, tracker: Tracker, line: bytes, first: int, count: int) -> None:
     """Decode and handle `count` distinct pods; nothing of them is kept here."""
     stop = threading.Event()
-    decode = servo.kube.decode_pod
+    whole = servo.kube.whole_pods
     for i in range(first, first + count):
         raw = (
             line.replace(NAME.encode(), b"job-%d" % i)
             .replace(UID.encode(), b"%08d-1111-4222-8333-444444444444" % i)
             .replace(RV.encode(), b"%d" % (1000 + i))
         )
-        event = decode_event(raw, decode)
-        servo.handle(tracker, WatchEvent(event["type"], event["object"]), stop)
+        line_ = decode_event(raw, whole=whole)
+        assert line_.pod is not None
+        servo.handle(tracker, WatchEvent(line_.type, line_.pod, line_.doc), stop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,9 +13,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from servo.config import Config
 from servo.guard import valve_due
@@ -27,7 +25,7 @@ from servo.models import Event, Measurement, PodFacts
 from servo.ops_server import OpsServer
 from servo.pod_marks import PodMarks
 from servo.pods import facts_from_pod
-from servo.podwire import decoder_for
+from servo.podwire import pod_key, typed_covers
 from servo.probes import ServoProbes
 from servo.receiver import Answer, StatsReceiver
 from servo.report import Reporter
@@ -47,14 +45,6 @@ STATS_WAIT_TICK_S = 0.25
 # How often guard finalizers that could not be removed, and reported annotations that could
 # not be set, are tried again.
 RELEASE_RETRY_S = 5.0
-
-
-def pod_key(pod: Mapping[str, Any]) -> str:
-    """`namespace/name` of any pod object, however broken, for log lines."""
-    meta = pod.get("metadata")
-    if not isinstance(meta, Mapping):
-        return "?"
-    return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
 def measurement_event(m: Measurement) -> Event:
@@ -82,8 +72,9 @@ class Servo:
         self.reporter = reporter
         self.marks = PodMarks(kube)
         # Pods decoded typed (only the fields read) when the app-id path stays within them.
-        kube.decode_pod = decoder_for(cfg.app_id)
+        kube.whole_pods = not typed_covers(cfg.app_id)
         self.with_receiver = with_receiver
+        self._monitor_name = cfg.stats.monitor_container
         if reporter.on_delivered is None:
             # After a 2xx the pod is annotated, so no later start measures it again.
             reporter.on_delivered = self.mark_reported
@@ -202,13 +193,13 @@ class Servo:
                 self._send(m, stop)
             return
         found = facts_from_pod(
-            event.pod, self.cfg.app_id, monitor_name=self.cfg.stats.monitor_container
+            event.pod, self.cfg.app_id, doc=event.doc, monitor_name=self._monitor_name
         )
         if found.facts is None:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("not a job pod", extra={"pod": pod_key(event.pod), "why": found.why})
-            uid = (event.pod.get("metadata") or {}).get("uid")
-            if isinstance(uid, str):
+            uid = event.pod.metadata.uid if event.pod.metadata is not None else None
+            if uid:
                 with self._lock:
                     tracker.forget(uid)
             return

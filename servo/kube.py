@@ -1,7 +1,7 @@
 """Thin Kubernetes access over the official client: load credentials, list pods, stream a watch.
 
-Pods are read as plain JSON (`_preload_content=False`): the client's model objects cost tens of
-times more to build than decoding the bytes. This module parses and maps errors to KubeError;
+Pods are read as bytes (`_preload_content=False`) and decoded by podwire: the client's model
+objects cost tens of times more to build. This module parses and maps errors to KubeError;
 what to do about them (relist, back off) is decided in watch.py.
 """
 
@@ -20,20 +20,17 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from servo.chunked import ChunkedError, ChunkedLines
 from servo.errors import KubeError, WatchExpiredError
-from servo.podwire import (
-    DecodeError,
-    PodDecoder,
-    decode_event,
-    decode_pod_generic,
-    decode_pod_list,
-)
+from servo.podwire import DecodeError, WatchLine, decode_event, decode_pod_list
 
 logger = logging.getLogger(__name__)
 
 # Where a pod finds its service account (the client's in-cluster loader reads the same files).
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 CONNECT_TIMEOUT_S = 10.0
+# How much of a watch stream one read may take: a busy stream's events in one system call.
+READ_SIZE = 256 * 1024
 
 
 def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:
@@ -46,7 +43,7 @@ def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:
 
 @dataclass(frozen=True, slots=True)
 class PodPage:
-    items: list[dict[str, Any]]
+    items: list[WatchLine]  # each an ADDED line
     resource_version: str
     continue_token: str | None
 
@@ -86,12 +83,12 @@ def kube_error_from_status(obj: Any) -> KubeError:
 class KubeClient:
     """List and watch pods in one namespace or (namespace None) the whole cluster."""
 
-    def __init__(self, api: k8s.ApiClient, *, decode_pod: PodDecoder = decode_pod_generic) -> None:
+    def __init__(self, api: k8s.ApiClient, *, whole_pods: bool = True) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
-        # How a pod object is decoded: typed (only the fields the servo reads) when the app-id
-        # query stays within them; the Servo sets it from its configuration.
-        self.decode_pod = decode_pod
+        # Keep each pod's whole JSON (`doc`) besides its typed Struct: needed when the app-id
+        # path reaches outside the typed fields. The Servo sets it from its configuration.
+        self.whole_pods = whole_pods
         self._open: set[Any] = set()
         self._lock = threading.Lock()
 
@@ -105,14 +102,14 @@ class KubeClient:
     def list_pods(
         self, namespace: str | None, *, limit: int, continue_token: str | None = None
     ) -> PodPage:
-        """One page of pods as plain dicts, with the list's resourceVersion."""
+        """One page of pods (decoded by podwire), with the list's resourceVersion."""
         kwargs: dict[str, Any] = {"limit": limit, "_preload_content": False}
         if continue_token:
             kwargs["_continue"] = continue_token
         kwargs["_request_timeout"] = (CONNECT_TIMEOUT_S, 60.0)
         try:
             resp = self._list_call(namespace, kwargs)
-            items, rv, token = decode_pod_list(resp.data, self.decode_pod)
+            items, rv, token = decode_pod_list(resp.data, whole=self.whole_pods)
         except ApiException as e:
             raise kube_error_from_api(e) from e
         except (urllib3.exceptions.HTTPError, OSError) as e:
@@ -128,8 +125,8 @@ class KubeClient:
         resource_version: str,
         timeout_s: int,
         idle_timeout_s: float,
-    ) -> Iterator[dict[str, Any]]:
-        """Watch pods from `resource_version`; yield each event as a dict {type, object}.
+    ) -> Iterator[WatchLine]:
+        """Watch pods from `resource_version`; yield each event decoded by podwire.
 
         Ends when the server ends the stream (timeoutSeconds). Connection problems, a dead
         stream (no byte for `idle_timeout_s`) and undecodable lines raise KubeError(0, ...).
@@ -151,12 +148,15 @@ class KubeClient:
         with self._lock:
             self._open.add(resp)
         try:
-            yield from _json_lines(resp, self.decode_pod)
+            yield from _json_lines(resp, whole=self.whole_pods)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(0, "StreamBroken", str(e)) from e
         finally:
             with self._lock:
                 self._open.discard(resp)
+            # Closed, not returned to the pool: the body may be unread, or read past
+            # http.client's back (_raw_chunked_body); a watch reconnects rarely anyway.
+            resp.close()
             resp.release_conn()
 
     def patch_pod(
@@ -210,23 +210,50 @@ class KubeClient:
                 logger.debug("stream shutdown failed", exc_info=True)
 
 
-def _json_lines(resp: Any, decode_pod: PodDecoder) -> Iterator[dict[str, Any]]:
-    """Re-assemble newline-delimited JSON from chunks that may split lines anywhere."""
+def _json_lines(resp: Any, *, whole: bool) -> Iterator[WatchLine]:
+    """The decoded lines of a watch body, whose chunks may split lines anywhere."""
+    body = _raw_chunked_body(resp)
+    lines = _lines_of(body) if body is not None else _lines_via_urllib3(resp)
+    try:
+        for line in lines:
+            # isspace() stops at the first other byte: no copy of a 13 KB line, as strip()
+            if line and not line.isspace():
+                yield decode_event(line, whole=whole)
+    except (DecodeError, ChunkedError) as e:
+        raise KubeError(0, "BadStream", str(e)) from e
+
+
+def _raw_chunked_body(resp: Any) -> Any:
+    """The socket file under urllib3 and http.client when the body is plainly chunked (what
+    the API server sends a watch as), positioned at the body's start; else None (then
+    urllib3 reads it). Used through read1() only, and the response is closed after it."""
+    headers = resp.headers
+    if headers.get("Transfer-Encoding", "").lower() != "chunked" or headers.get(
+        "Content-Encoding", "identity"
+    ).lower() not in ("", "identity"):
+        return None
+    fp = getattr(getattr(resp, "_fp", None), "fp", None)
+    return fp if callable(getattr(fp, "read1", None)) else None
+
+
+def _lines_of(body: Any) -> Iterator[bytes]:
+    """Read the socket in big blocks (one recv returns what has arrived, up to READ_SIZE)
+    and split chunks and lines in chunked.py."""
+    parser = ChunkedLines()
+    while not parser.done:
+        data = body.read1(READ_SIZE)
+        if not data:
+            raise KubeError(0, "StreamBroken", "watch stream ended before its last chunk")
+        yield from parser.feed(data)
+    yield parser.tail
+
+
+def _lines_via_urllib3(resp: Any) -> Iterator[bytes]:
     pending = b""
     for chunk in resp.stream(amt=None, decode_content=True):
         pending += chunk
         if b"\n" not in chunk:
             continue
         *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield _decode_event(line, decode_pod)
-    if pending.strip():
-        yield _decode_event(pending, decode_pod)
-
-
-def _decode_event(line: bytes, decode_pod: PodDecoder) -> dict[str, Any]:
-    try:
-        return decode_event(line, decode_pod)
-    except DecodeError as e:
-        raise KubeError(0, "BadStream", str(e)) from e
+        yield from lines
+    yield pending

@@ -112,6 +112,15 @@ class _StateCollector(Collector):
             )
 
 
+@dataclass(frozen=True, slots=True)
+class _NamespaceChildren:
+    measured: Counter
+    failed: Counter
+    duration: Histogram
+    cpu: Histogram
+    memory: Histogram
+
+
 class ServoMetrics:
     """The servo's metrics; `bind` adds the scrape-time view of its state."""
 
@@ -142,6 +151,7 @@ class ServoMetrics:
             "servo_stats_received", "Monitor stats received, by channel", ["channel"],
             registry=r,
         )  # fmt: skip
+        self._per_namespace: dict[str, _NamespaceChildren] = {}
         self.last_value: Gauge | None = None
         if per_app:
             self.last_value = Gauge(
@@ -157,14 +167,24 @@ class ServoMetrics:
     def observe(self, m: Measurement) -> None:
         """One measurement queued."""
         ns = m.job.namespace
-        self.jobs_measured.labels(ns, "failed" if m.failure else "measured").inc()
+        per_ns = self._per_namespace.get(ns)
+        if per_ns is None:
+            # labels() takes a lock and builds a key on every call: look each child up once.
+            per_ns = self._per_namespace[ns] = _NamespaceChildren(
+                self.jobs_measured.labels(ns, "measured"),
+                self.jobs_measured.labels(ns, "failed"),
+                self.job_duration.labels(ns),
+                self.job_cpu.labels(ns),
+                self.job_memory.labels(ns),
+            )
+        (per_ns.failed if m.failure else per_ns.measured).inc()
         figures = {k: v.value for k, v in m.metrics.items()}
         if "duration" in figures:
-            self.job_duration.labels(ns).observe(figures["duration"])
+            per_ns.duration.observe(figures["duration"])
         if "cpu_time" in figures:
-            self.job_cpu.labels(ns).observe(figures["cpu_time"])
+            per_ns.cpu.observe(figures["cpu_time"])
         if "max_memory" in figures:
-            self.job_memory.labels(ns).observe(figures["max_memory"])
+            per_ns.memory.observe(figures["max_memory"])
         if self.last_value is not None:
             for name, value in figures.items():
                 self.last_value.labels(m.job.app_id, name).set(value)

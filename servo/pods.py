@@ -1,4 +1,4 @@
-"""Pure pod logic: raw pod JSON -> PodFacts -> "finished?" -> Measurement.
+"""Pure pod logic: a decoded pod (podwire Structs) -> PodFacts -> "finished?" -> Measurement.
 
 Pods arrive partial and sometimes wrong (watch events, hand-made objects): every missing or
 mistyped field yields a default or None, never an exception. No I/O, no clock, no logging.
@@ -6,16 +6,26 @@ mistyped field yields a default or None, never an exception. No I/O, no clock, n
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple
 
 import msgspec
 
-from servo.appid import AppIdQuery, resolve_app_id
-from servo.models import ContainerState, Measurement, Metric, PodFacts, RawPod
+from servo.appid import AppIdQuery, AppIdResult, resolve_app_id
+from servo.models import ContainerState, Measurement, Metric, PodFacts
+from servo.podwire import (
+    Container,
+    ContainerStatus,
+    Meta,
+    Pod,
+    Spec,
+    Status,
+    Terminated,
+    to_pod,
+)
 
 # The protocol's failure for a job that never ran (backends match on this text).
 NEVER_RAN_MESSAGE = "job deleted before it ran"
@@ -36,168 +46,165 @@ REPORTED_ANNOTATION = "servo.optune.io/reported"
 GUARD_FINALIZER = "servo.optune.io/measure"
 
 
-@dataclass(frozen=True, slots=True)
-class FactsResult:
-    """PodFacts for a job pod, or None and why it is not one."""
+class FactsResult(NamedTuple):
+    """PodFacts for a job pod, or None and why it is not one (built only when asked)."""
 
     facts: PodFacts | None
-    why: str = ""
+    miss: AppIdResult | str = ""
+
+    @property
+    def why(self) -> str:
+        return self.miss if isinstance(self.miss, str) else self.miss.why
 
 
-def _is_map(x: Any) -> TypeGuard[Mapping[str, Any]]:
-    return type(x) is dict or isinstance(x, Mapping)
+_NO_SPEC, _NO_STATUS, _NO_CONTAINER, _NO_META = Spec(), Status(), Container(), Meta()
 
 
-def _map(x: Any) -> Mapping[str, Any]:
-    # Decoded JSON is a dict: check that first (isinstance against the Mapping ABC is slow,
-    # and this runs for every field of every pod event).
-    return x if _is_map(x) else {}
+# Strings many pods repeat (namespace, node, phase, container name, resources) are interned:
+# one copy for all of them, so a tracked pod costs well under a KiB.
+_intern = sys.intern
 
 
-def _list(x: Any) -> list[Any]:
-    return x if isinstance(x, list) else []
+def _epoch(t: datetime | None) -> float | None:
+    """API time -> epoch seconds; None when absent or the zero time (a container that failed
+    to start reports startedAt "1970-01-01T00:00:00Z")."""
+    if t is None:
+        return None
+    ts = t.timestamp()
+    return ts if ts > 0 else None
+
+
+def facts_from_pod(
+    pod: Pod | Mapping[str, Any],
+    query: AppIdQuery,
+    *,
+    doc: Mapping[str, Any] | None = None,
+    monitor_name: str = DEFAULT_MONITOR_NAME,
+) -> FactsResult:
+    """Extract the small record of a job pod; pods without an app id are not jobs.
+
+    `pod` is the typed Struct (or plain JSON, converted here); the app-id path is followed
+    through `doc`, the whole pod as plain JSON, when there is one.
+    """
+    if not isinstance(pod, Pod):
+        doc, pod = pod, to_pod(pod)
+    meta = pod.metadata or _NO_META
+    uid, name = meta.uid, meta.name
+    if not uid or not name:
+        return FactsResult(None, "pod has no metadata.uid or metadata.name")
+    found = resolve_app_id(pod if doc is None else doc, query)
+    if found.value is None:
+        return FactsResult(None, found)
+    spec = pod.spec or _NO_SPEC
+    status = pod.status or _NO_STATUS
+    containers = spec.containers or ()
+    index = query.job_container_index
+    container = containers[index] if index < len(containers) else _NO_CONTAINER
+    cname = container.name or ""
+    state, term = _state_of(_container_status(status.container_statuses, cname))
+    annotations = meta.annotations or {}
+    finalizers = meta.finalizers or ()
+    monitor = _monitor(spec, status, monitor_name)
+    return FactsResult(
+        PodFacts(
+            uid=uid,
+            namespace=_intern(meta.namespace or ""),
+            name=name,
+            app_id=_intern(found.value or ""),
+            node=_intern(spec.node_name or ""),
+            created_s=_epoch(meta.creation_timestamp),
+            deleting=meta.deletion_timestamp is not None,
+            phase=_intern(status.phase or ""),
+            pod_reason=_intern(status.reason or ""),
+            restart_policy=_intern(spec.restart_policy or "") or "Always",
+            container=_intern(cname or ""),
+            resources_json=_resources_json(container.resources),
+            state=state,
+            started_s=_epoch(term.started_at),
+            finished_s=_epoch(term.finished_at),
+            exit_code=term.exit_code,
+            term_reason=_intern(term.reason or ""),
+            done_at=annotations.get(DONE_AT_ANNOTATION),
+            pod_ip=status.pod_ip or "",
+            reported=REPORTED_ANNOTATION in annotations,
+            # All finalizers, when ours is among them (the servo must remove it); else ().
+            finalizers=tuple(finalizers) if GUARD_FINALIZER in finalizers else (),
+            deleted_s=_epoch(meta.deletion_timestamp),
+            monitor=monitor[0],
+            monitor_message=monitor[1],
+            stats_token=monitor[2],
+        )
+    )
+
+
+def _monitor(spec: Spec, status: Status, name: str) -> tuple[str, str, str]:
+    """(name, termination message, stats token) of the monitor container, as a plain
+    container or a native sidecar (init container); ("", "", "") without one."""
+    if not name:
+        return "", "", ""
+    for containers, statuses in (
+        (spec.containers, status.container_statuses),
+        (spec.init_containers, status.init_container_statuses),
+    ):
+        for c in containers or ():
+            if c.name != name:
+                continue
+            token = next(
+                (
+                    _str(e.get("value"))
+                    for e in c.env or ()
+                    if type(e) is dict and e.get("name") == STATS_TOKEN_ENV
+                ),
+                "",
+            )
+            _, term = _state_of(_container_status(statuses, name))
+            return name, term.message or "", token
+    return "", "", ""
 
 
 def _str(x: Any) -> str:
     return x if isinstance(x, str) else ""
 
 
-def _shared(x: Any) -> str:
-    """A string many pods repeat (namespace, node, phase, container name, resources): one
-    copy for all of them, so a tracked pod costs well under a KiB."""
-    return sys.intern(x) if type(x) is str else ""
-
-
-def parse_timestamp(value: Any) -> float | None:
-    """RFC 3339 API time -> epoch seconds; None when absent, malformed or the zero time."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value).timestamp()
-    except ValueError:
-        return None
-    # A container that failed to start reports startedAt "1970-01-01T00:00:00Z".
-    return ts if ts > 0 else None
-
-
-def facts_from_pod(
-    pod: RawPod, query: AppIdQuery, *, monitor_name: str = DEFAULT_MONITOR_NAME
-) -> FactsResult:
-    """Extract the small record of a job pod; pods without an app id are not jobs."""
-    meta = _map(pod.get("metadata"))
-    uid, name = _str(meta.get("uid")), _str(meta.get("name"))
-    namespace = _shared(meta.get("namespace"))
-    if not uid or not name:
-        return FactsResult(None, "pod has no metadata.uid or metadata.name")
-    found = resolve_app_id(pod, query)
-    if found.value is None:
-        return FactsResult(None, found.why)
-    spec = _map(pod.get("spec"))
-    status = _map(pod.get("status"))
-    containers = _list(spec.get("containers"))
-    index = query.job_container_index
-    container = _map(containers[index]) if index < len(containers) else {}
-    cname = _str(container.get("name"))
-    cstatus = _container_status(status, cname)
-    state, term = _state_of(cstatus)
-    annotations = _map(meta.get("annotations"))
-    done_at = annotations.get(DONE_AT_ANNOTATION)
-    return FactsResult(
-        PodFacts(
-            uid=uid,
-            namespace=namespace,
-            name=name,
-            app_id=_shared(found.value),
-            node=_shared(spec.get("nodeName")),
-            created_s=parse_timestamp(meta.get("creationTimestamp")),
-            deleting=meta.get("deletionTimestamp") is not None,
-            phase=_shared(status.get("phase")),
-            pod_reason=_shared(status.get("reason")),
-            restart_policy=_shared(spec.get("restartPolicy")) or "Always",
-            container=_shared(cname),
-            resources_json=_shared(_compact_json(container.get("resources") or {})),
-            state=state,
-            started_s=parse_timestamp(term.get("startedAt")),
-            finished_s=parse_timestamp(term.get("finishedAt")),
-            exit_code=_int_or_none(term.get("exitCode")),
-            term_reason=_shared(term.get("reason")),
-            done_at=done_at if isinstance(done_at, str) else None,
-            pod_ip=_str(status.get("podIP")),
-            reported=REPORTED_ANNOTATION in annotations,
-            finalizers=_guard_finalizers(meta),
-            deleted_s=parse_timestamp(meta.get("deletionTimestamp")),
-            **_monitor_facts(spec, status, monitor_name),
-        )
-    )
-
-
-def _guard_finalizers(meta: Mapping[str, Any]) -> tuple[str, ...]:
-    """All finalizers, when ours is among them (the servo must remove it); else ()."""
-    finalizers = tuple(f for f in _list(meta.get("finalizers")) if isinstance(f, str))
-    return finalizers if GUARD_FINALIZER in finalizers else ()
-
-
-def _monitor_facts(spec: Mapping[str, Any], status: Mapping[str, Any], name: str) -> dict[str, str]:
-    """The monitor container, as a plain container or a native sidecar (init container)."""
-    for containers, statuses in (
-        ("containers", "containerStatuses"),
-        ("initContainers", "initContainerStatuses"),
-    ):
-        for c in _list(spec.get(containers)):
-            if _is_map(c) and c.get("name") == name and name:
-                token = next(
-                    (
-                        _str(e.get("value"))
-                        for e in _list(c.get("env"))
-                        if _is_map(e) and e.get("name") == STATS_TOKEN_ENV
-                    ),
-                    "",
-                )
-                cstatus = next(
-                    (
-                        cs
-                        for cs in _list(status.get(statuses))
-                        if _is_map(cs) and cs.get("name") == name
-                    ),
-                    {},
-                )
-                term = _map(_map(cstatus.get("state")).get("terminated"))
-                return {
-                    "monitor": name,
-                    "monitor_message": _str(term.get("message")),
-                    "stats_token": token,
-                }
-    return {}
-
-
-def _container_status(status: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def _container_status(statuses: list[ContainerStatus] | None, name: str) -> ContainerStatus:
     # Find the status by name: the order of containerStatuses is not the order of the spec.
-    for cs in _list(status.get("containerStatuses")):
-        if _is_map(cs) and cs.get("name") == name and name:
-            return cs
-    return {}
+    if name:
+        for cs in statuses or ():
+            if cs.name == name:
+                return cs
+    return _NO_CONTAINER_STATUS
 
 
-def _state_of(cstatus: Mapping[str, Any]) -> tuple[ContainerState, Mapping[str, Any]]:
-    state = _map(cstatus.get("state"))
-    if "terminated" in state:
-        return ContainerState.TERMINATED, _map(state["terminated"])
-    if "running" in state:
-        return ContainerState.RUNNING, {}
-    if "waiting" in state:
+_NO_CONTAINER_STATUS, _NO_TERMINATED = ContainerStatus(), Terminated()
+
+
+def _state_of(cstatus: ContainerStatus) -> tuple[ContainerState, Terminated]:
+    state = cstatus.state
+    if state is None:
+        return ContainerState.UNKNOWN, _NO_TERMINATED
+    if state.terminated is not None:
+        return ContainerState.TERMINATED, state.terminated
+    if state.running is not None:
+        return ContainerState.RUNNING, _NO_TERMINATED
+    if state.waiting is not None:
         # A container restarted in place (OnFailure) waits with its last run in lastState:
         # keep that run, so a pod deleted in back-off is still measured by its last attempt.
-        return ContainerState.WAITING, _map(_map(cstatus.get("lastState")).get("terminated"))
-    return ContainerState.UNKNOWN, {}
+        last = cstatus.last_state
+        return ContainerState.WAITING, (last.terminated if last else None) or _NO_TERMINATED
+    return ContainerState.UNKNOWN, _NO_TERMINATED
 
 
-def _int_or_none(x: Any) -> int | None:
-    return x if isinstance(x, int) and not isinstance(x, bool) else None
+@functools.lru_cache(maxsize=1024)
+def _resources_json_of(encoded: bytes) -> str:
+    return sys.intern(encoded.decode())
 
 
-def _compact_json(x: Any) -> str:
+def _resources_json(resources: dict[str, Any] | None) -> str:
+    """The container's resources as compact JSON with sorted keys (one shared copy)."""
+    if not resources:
+        return "{}"
     try:
-        return msgspec.json.encode(x, order="sorted").decode()
+        return _resources_json_of(msgspec.json.encode(resources, order="sorted"))
     except (TypeError, ValueError, msgspec.EncodeError):
         return "{}"
 

@@ -1,26 +1,32 @@
-"""Decoding watch lines and pod lists with msgspec: only the fields the servo reads.
+"""Decoding watch lines and pod lists with msgspec into typed Structs of the fields the servo reads.
 
 A Job pod is about 13.5 KB of JSON, most of it managedFields, volumes and conditions that the
-servo never looks at. Decoding into typed msgspec Structs that name only the needed fields
-skips the rest at C speed, and keeps what a pod costs in memory small; the result is turned
-back into a small plain dict (camelCase keys, as the API has them), so pods.py and the app-id
-query work on it unchanged.
+servo never looks at. Decoding into Structs that name only the needed fields skips the rest at C
+speed, parses timestamps in C, and keeps what an event costs small; pods.py reads the Structs
+directly (no conversion back to dicts: that alone cost a quarter of the decode).
 
-An app-id path that reaches outside these fields (say `spec/affinity/...`) is served by a
-generic decode of the whole pod instead: `decoder_for(query)` picks.
+When the app-id path reaches outside these fields (say `spec/affinity/...`), every pod is also
+decoded whole into `doc` (plain JSON) and the path is followed there. A pod the typed decode
+refuses (a field of an unexpected type: hand-made objects, never the API server) keeps its
+whole `doc` too, and its Struct is salvaged field by field (`to_pod`), so one odd field costs
+that field, never the event.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
 
 import msgspec
 
 from servo.appid import AppIdQuery
 
 
-class _Base(msgspec.Struct, rename="camel", omit_defaults=True):
+class _Base(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    # gc=False: decoded JSON holds no reference cycles, so the collector need not track these.
     pass
 
 
@@ -48,17 +54,33 @@ class Meta(_Base):
     namespace: str | None = None
     uid: str | None = None
     resource_version: str | None = None
-    creation_timestamp: str | None = None
-    deletion_timestamp: str | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
     finalizers: list[str] | None = None
 
 
+class Terminated(_Base):
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class State(_Base):
+    """A container's state: exactly one of the three is set by the kubelet."""
+
+    waiting: dict[str, Any] | None = None
+    running: dict[str, Any] | None = None
+    terminated: Terminated | None = None
+
+
 class ContainerStatus(_Base):
     name: str | None = None
-    state: dict[str, Any] | None = None
-    last_state: dict[str, Any] | None = None
+    state: State | None = None
+    last_state: State | None = None
     restart_count: int | None = None
 
 
@@ -76,17 +98,19 @@ class Pod(_Base):
     status: Status | None = None
 
 
+class WatchLine(msgspec.Struct, gc=False):
+    """One watch line: a pod event or BOOKMARK with `pod`. `doc` is the object as plain JSON
+    when the app-id path needs the whole pod, when the typed decode refused it, and for an
+    ERROR (its Status)."""
+
+    type: str = ""
+    pod: Pod | None = msgspec.field(default=None, name="object")
+    doc: Any = None  # never on the wire: filled in by the slower paths below
+
+
 class _Event(msgspec.Struct):
     type: str = ""
     object: msgspec.Raw = msgspec.Raw(b"null")
-
-
-class _PodEvent(msgspec.Struct):
-    """A watch line decoded in one pass, the object as a Pod (an ERROR's Status is decoded
-    again generically: rare)."""
-
-    type: str = ""
-    object: Pod | None = None
 
 
 class _ListMeta(_Base):
@@ -99,14 +123,21 @@ class _PodList(_Base):
     items: list[msgspec.Raw] | None = None
 
 
+class _TypedPodList(_Base):
+    metadata: _ListMeta | None = None
+    items: list[Pod] | None = None
+
+
+POD_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
 # The parts of a pod the typed decode keeps, as the first path segments an app-id query may use.
 _META_KEYS = {"name", "generateName", "namespace", "uid", "labels", "annotations"}
 _CONTAINER_KEYS = {"name", "image", "command", "args", "env", "resources"}
 
+_line = msgspec.json.Decoder(WatchLine)
 _event = msgspec.json.Decoder(_Event)
-_pod_event = msgspec.json.Decoder(_PodEvent)
 _pod = msgspec.json.Decoder(Pod)
 _pod_list = msgspec.json.Decoder(_PodList)
+_typed_pod_list = msgspec.json.Decoder(_TypedPodList)
 _any = msgspec.json.Decoder()
 
 
@@ -124,63 +155,124 @@ def typed_covers(query: AppIdQuery) -> bool:
     return False
 
 
-def decode_pod_typed(raw: bytes | msgspec.Raw) -> dict[str, Any]:
-    doc = msgspec.to_builtins(_pod.decode(raw))
-    return doc if isinstance(doc, dict) else {}
-
-
-def decode_pod_generic(raw: bytes | msgspec.Raw) -> dict[str, Any]:
-    doc = _any.decode(raw)
-    return doc if isinstance(doc, dict) else {}
-
-
-PodDecoder = Callable[[bytes | msgspec.Raw], dict[str, Any]]
-
-
-def decoder_for(query: AppIdQuery) -> PodDecoder:
-    return decode_pod_typed if typed_covers(query) else decode_pod_generic
-
-
-def _pod_or_generic(raw: msgspec.Raw, decode_pod: PodDecoder) -> Any:
-    try:
-        return decode_pod(raw)
-    except msgspec.ValidationError:
-        # A field of an unexpected type: decode it all and let pods.py judge it field by field
-        # (refusing the event would replay it forever from the same resourceVersion).
-        return _any.decode(raw)
-
-
-def decode_event(line: bytes, decode_pod: PodDecoder) -> dict[str, Any]:
-    """One watch line -> {"type", "object"}; a pod object through `decode_pod`, anything else
-    (an ERROR's Status) generically."""
-    if decode_pod is decode_pod_typed:
+def decode_event(line: bytes, *, whole: bool = False) -> WatchLine:
+    """One watch line -> WatchLine; `whole`: keep every pod's full JSON in `doc` as well."""
+    if not whole:
         try:
-            typed = _pod_event.decode(line)
+            typed = _line.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass  # not a plain pod event: the two-step path below sorts it out
         else:
-            if typed.type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
-                pod = msgspec.to_builtins(typed.object) if typed.object is not None else {}
-                return {"type": typed.type, "object": pod}
+            if typed.type in POD_EVENT_TYPES:
+                return typed
     try:
         event = _event.decode(line)
-        if event.type in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK"):
-            obj: Any = _pod_or_generic(event.object, decode_pod)
-        else:
-            obj = _any.decode(event.object)
+        if event.type in POD_EVENT_TYPES:
+            pod, doc = _decode_pod(event.object, whole=whole)
+            return WatchLine(event.type, pod, doc)
+        return WatchLine(event.type, None, _any.decode(event.object))
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise DecodeError(f"watch line is not a watch event: {e}; {line[:80]!r}") from e
-    return {"type": event.type, "object": obj}
 
 
-def decode_pod_list(
-    body: bytes, decode_pod: PodDecoder
-) -> tuple[list[dict[str, Any]], str, str | None]:
-    """A PodList -> (items, resourceVersion, continue token)."""
+def decode_pod_list(body: bytes, *, whole: bool = False) -> tuple[list[WatchLine], str, str | None]:
+    """A PodList -> (each item as an ADDED WatchLine, resourceVersion, continue token)."""
+    items: list[WatchLine]
     try:
+        if not whole:
+            try:
+                typed = _typed_pod_list.decode(body)
+            except msgspec.ValidationError:
+                pass  # one odd item: decode them one by one below
+            else:
+                items = [WatchLine("ADDED", pod) for pod in typed.items or []]
+                return items, *_list_meta(typed.metadata)
         doc = _pod_list.decode(body)
-        items = [_pod_or_generic(raw, decode_pod) for raw in doc.items or []]
+        items = [WatchLine("ADDED", *_decode_pod(raw, whole=whole)) for raw in doc.items or []]
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise DecodeError(f"pod list is not a PodList: {e}") from e
-    meta = doc.metadata or _ListMeta()
-    return items, meta.resource_version or "", meta.continue_ or None
+    return items, *_list_meta(doc.metadata)
+
+
+def _list_meta(meta: _ListMeta | None) -> tuple[str, str | None]:
+    meta = meta or _ListMeta()
+    return meta.resource_version or "", meta.continue_ or None
+
+
+def _decode_pod(raw: msgspec.Raw, *, whole: bool) -> tuple[Pod | None, Any]:
+    """A pod object -> (Struct or None when it is no JSON object, its whole JSON or None)."""
+    try:
+        pod = _pod.decode(raw)
+    except msgspec.ValidationError:
+        # A field of an unexpected type: keep the whole pod, and salvage the rest of the Struct
+        # (refusing the event would replay it forever from the same resourceVersion).
+        doc = _any.decode(raw)
+        return (to_pod(doc) if isinstance(doc, dict) else None), doc
+    return pod, (_any.decode(raw) if whole else None)
+
+
+def decode_pod(raw: bytes) -> Pod:
+    """One pod's JSON -> its Struct (salvaged field by field if need be)."""
+    pod, _ = _decode_pod(msgspec.Raw(raw), whole=False)
+    if pod is None:
+        raise DecodeError(f"not a pod object: {raw[:80]!r}")
+    return pod
+
+
+# --- plain JSON (hand-made pods, odd fields) -> Struct -----------------------------------------
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def to_pod(doc: Mapping[str, Any]) -> Pod:
+    """A pod as plain JSON -> Pod; fields of an unexpected type are left at their default."""
+    try:
+        return msgspec.convert(doc, Pod)
+    except msgspec.ValidationError:
+        return _salvage(doc, Pod)
+
+
+def _salvage(doc: Mapping[str, Any], cls: type[S]) -> S:
+    kwargs: dict[str, Any] = {}
+    for f in msgspec.structs.fields(cls):
+        if f.encode_name not in doc:
+            continue
+        value = doc[f.encode_name]
+        try:
+            kwargs[f.name] = msgspec.convert(value, f.type)
+            continue
+        except msgspec.ValidationError:
+            pass
+        struct, listed = _struct_of(f.type)
+        if struct is None:
+            continue  # a scalar or map of the wrong type: its default
+        if not listed and isinstance(value, Mapping):
+            kwargs[f.name] = _salvage(value, struct)
+        elif listed and isinstance(value, list):
+            kwargs[f.name] = [_salvage(v, struct) for v in value if isinstance(v, Mapping)]
+    return cls(**kwargs)
+
+
+def _struct_of(annotation: Any) -> tuple[type[msgspec.Struct] | None, bool]:
+    """`X | None` or `list[X] | None` with X a Struct -> (X, is it a list)."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg, False
+        inner = typing.get_args(arg)
+        if (
+            typing.get_origin(arg) is list
+            and inner
+            and isinstance(inner[0], type)
+            and issubclass(inner[0], msgspec.Struct)
+        ):
+            return inner[0], True
+    return None, False
+
+
+def pod_key(pod: Pod | None) -> str:
+    """`namespace/name` for log lines."""
+    meta = pod.metadata if pod is not None else None
+    if meta is None:
+        return "?"
+    return f"{meta.namespace}/{meta.name}"

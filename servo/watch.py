@@ -14,12 +14,15 @@ import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from servo.config import WatchConfig
 from servo.errors import KubeError, WatchExpiredError
 from servo.kube import KubeClient, kube_error_from_status
+from servo.podwire import Pod, WatchLine
 from servo.retrying import backoff_s, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -28,12 +31,13 @@ POD_EVENTS = frozenset({"ADDED", "MODIFIED", "DELETED"})
 LISTED = "LISTED"
 
 
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    """A pod event (ADDED/MODIFIED/DELETED with `pod`), or LISTED with the listed pod uids."""
+class WatchEvent(msgspec.Struct, frozen=True, gc=False):
+    """A pod event (ADDED/MODIFIED/DELETED with `pod`, and its whole JSON in `doc` when the
+    app-id path needs it), or LISTED with the listed pod uids."""
 
     type: str
-    pod: Mapping[str, Any] = field(default_factory=dict)
+    pod: Pod = msgspec.field(default_factory=Pod)
+    doc: Mapping[str, Any] | None = None
     listed_uids: frozenset[str] = frozenset()
 
 
@@ -51,16 +55,14 @@ class WatchStats:
     last_contact_s: float = 0.0
 
 
-def _resource_version(obj: Any) -> str | None:
-    meta = obj.get("metadata") if isinstance(obj, dict) else None
-    rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    return rv if isinstance(rv, str) and rv else None
+def _resource_version(pod: Pod | None) -> str | None:
+    meta = pod.metadata if pod is not None else None
+    return (meta.resource_version or None) if meta is not None else None
 
 
-def _uid(obj: Mapping[str, Any]) -> str | None:
-    meta = obj.get("metadata")
-    uid = meta.get("uid") if isinstance(meta, dict) else None
-    return uid if isinstance(uid, str) else None
+def _uid(pod: Pod | None) -> str | None:
+    meta = pod.metadata if pod is not None else None
+    return meta.uid if meta is not None else None
 
 
 class PodWatch:
@@ -111,7 +113,7 @@ class PodWatch:
                 self._on_error(e)
 
     def _list(self) -> Iterator[WatchEvent]:
-        items: list[dict[str, Any]] = []
+        items: list[WatchLine] = []
         token: str | None = None
         rv = ""
         while True:
@@ -132,9 +134,10 @@ class PodWatch:
             "listed pods",
             extra={"namespace": self.scope, "count": len(items), "resource_version": rv},
         )
-        uids = frozenset(u for u in map(_uid, items) if u)
-        for pod in items:
-            yield WatchEvent("ADDED", pod)
+        uids = frozenset(u for u in (_uid(item.pod) for item in items) if u)
+        for item in items:
+            if item.pod is not None:
+                yield WatchEvent("ADDED", item.pod, item.doc)
         self.resource_version = rv or None
         self.synced.set()
         yield WatchEvent(LISTED, listed_uids=uids)
@@ -156,15 +159,15 @@ class PodWatch:
             if self.stop.is_set():
                 return
             self.stats.last_contact_s = time.monotonic()
-            kind, obj = raw.get("type"), raw.get("object")
+            kind, pod = raw.type, raw.pod
             if kind == "ERROR":
-                raise kube_error_from_status(obj)
-            rv = _resource_version(obj)
+                raise kube_error_from_status(raw.doc)
+            rv = _resource_version(pod)
             if kind == "BOOKMARK":
                 if rv:
                     self.resource_version = rv
                 continue
-            if kind not in POD_EVENTS or not isinstance(obj, dict):
+            if kind not in POD_EVENTS or pod is None:
                 logger.warning(
                     "unknown watch event skipped",
                     extra={"namespace": self.scope, "type": str(kind)[:40]},
@@ -172,7 +175,7 @@ class PodWatch:
                 continue
             self._failures = 0
             self.stats.events += 1
-            yield WatchEvent(str(kind), obj)
+            yield WatchEvent(kind, pod, raw.doc)
             # Remember the version only once the event was handled: a crash in between must
             # replay it, not skip it.
             if rv:

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from servo.appid import parse_app_id_query
 from servo.models import ContainerState, PodFacts
@@ -15,7 +15,6 @@ from servo.pods import (
     measurement_from_facts,
     measurement_on_delete,
     never_started,
-    parse_timestamp,
 )
 from tests.helpers import fixture_pod, job_pod, set_running, set_terminated
 
@@ -227,5 +226,10 @@ def test_running_pod_is_not_finished() -> None:
         (12, None),
     ],
 )
-def test_parse_timestamp(text: Any, epoch: float | None) -> None:
-    assert parse_timestamp(text) == epoch
+def test_api_times_become_epoch_seconds(text: Any, epoch: float | None) -> None:
+    # Malformed or mistyped times cost that field only: the rest of the pod is still read.
+    pod = job_pod("t")
+    set_terminated(pod, exit_code=0)
+    pod["status"]["containerStatuses"][1]["state"]["terminated"]["startedAt"] = text
+    f = facts(pod)
+    assert (f.started_s, f.exit_code, f.app_id) == (epoch, 0, "JOB-1")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from servo.models import ContainerState, PodFacts
 from servo.pods import NEVER_RAN_MESSAGE, VANISHED_MESSAGE

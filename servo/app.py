@@ -295,18 +295,18 @@ class Servo:
         self.metrics.observe(due)
         if due.annotations.get("stats_channel") == CHANNEL_MESSAGE:
             self.metrics.stats_arrived(CHANNEL_MESSAGE, None)
-        log = pod_logger(logger, due.job)
+        # The one INFO line per job: through the logger directly (not a PodLogger), as this
+        # runs for every completion on the watch thread.
+        job = due.job
         if due.failure is None:
             metrics = {k: v.value for k, v in due.metrics.items()}
-            log.info(
-                "job measured",
-                extra={"metrics": metrics, "exitcode": due.annotations.get("exitcode")},
-            )
+            logger.info("job measured", extra={
+                "pod": job.key, "uid": job.uid, "app_id": job.app_id, "metrics": metrics,
+                "exitcode": due.annotations.get("exitcode")})  # fmt: skip
         else:
-            log.info(
-                "job failed before it could be measured",
-                extra={"why": due.failure, "reason": due.annotations.get("reason")},
-            )
+            logger.info("job failed before it could be measured", extra={
+                "pod": job.key, "uid": job.uid, "app_id": job.app_id, "why": due.failure,
+                "reason": due.annotations.get("reason")})  # fmt: skip
         if self.reporter.submit(measurement_event(due), stop=stop) and (
             self.cfg.guard.enabled and due.job.finalizers
         ):

@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 # Where a pod finds its service account (the client's in-cluster loader reads the same files).
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 CONNECT_TIMEOUT_S = 10.0
-# How much of a watch stream one read may take: a busy stream's events in one system call.
-READ_SIZE = 256 * 1024
+# How much of a watch stream one read may take: a busy stream's events in one system call
+# (a read returns what has arrived; on a quiet stream that is one event).
+READ_SIZE = 1024 * 1024
 
 
 def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -68,19 +68,21 @@ class PodFacts(msgspec.Struct, frozen=True, gc=False):
         return f"{self.namespace}/{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
+class Metric(msgspec.Struct, frozen=True, gc=False):
     value: float
     unit: str
 
 
-@dataclass(frozen=True, slots=True)
-class Measurement:
-    """One job's MEASUREMENT; `failure` is set (and metrics empty) for a job that never ran."""
+class Measurement(msgspec.Struct, frozen=True, gc=False):
+    """One job's MEASUREMENT; `failure` is set (and metrics empty) for a job that never ran.
+
+    Structs, like PodFacts: one is built per completion on the watch thread. gc=False: the
+    maps hold strings and Metrics, never a cycle.
+    """
 
     job: PodFacts
-    metrics: Mapping[str, Metric] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, Metric] = msgspec.field(default_factory=dict)
+    annotations: Mapping[str, str] = msgspec.field(default_factory=dict)
     failure: str | None = None
 
     def to_param(self) -> dict[str, Any]:

@@ -83,6 +83,39 @@ def test_all_namespaces_with_star(
     servo.stop()
 
 
+def test_an_app_id_path_outside_the_typed_fields_reads_the_whole_pod(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    # The typed decode keeps no affinity: the servo must decode every pod whole for this path.
+    run_job(emu, with_affinity(job_pod("listed", jobid=None), "TEAM-L"))
+    servo = start_servo(OPTUNE_APP_ID="spec/affinity/nodeAffinity/team")
+    run_job(emu, with_affinity(job_pod("watched", jobid=None), "TEAM-W"))
+    run_job(emu, job_pod("no-affinity", jobid="JOB-N"))
+    got = wait_measured(backend, 2)
+    assert sorted(m.path.split("/")[4] for m in got) == ["TEAM-L", "TEAM-W"]
+    servo.stop()
+    assert len(measurements(backend)) == 2
+
+
+def with_affinity(pod: dict[str, Any], team: str) -> dict[str, Any]:
+    pod["spec"]["affinity"] = {"nodeAffinity": {"team": team}}
+    return pod
+
+
+def test_a_pod_with_an_odd_field_is_still_measured(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    # Not what an API server sends, but a proxy or a hand-made object might: the field is
+    # dropped, the event is not (refusing it would replay it forever).
+    pod = job_pod("odd", jobid="JOB-O")
+    pod["metadata"]["labels"] = {"count": 3}
+    servo = start_servo()
+    run_job(emu, pod, exit_code=0)
+    [m] = wait_measured(backend, 1)
+    assert m.path.endswith("/JOB-O/servo") and m.param["metrics"]["duration"]["value"] == 5722
+    servo.stop()
+
+
 def test_job_finished_before_the_servo_started_is_measured(
     emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
 ) -> None:

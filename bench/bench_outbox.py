@@ -3,7 +3,8 @@
 (a) MEASUREMENT events (built from the realistic fixture pod, as the servo builds them) written
     with `Outbox.put` (SQLite WAL, synchronous=NORMAL, one commit per put) in one thread; then
     through `Reporter.submit` with the outbox while the reporter's workers deliver them to a
-    fast backend at the same time (the servo's real path). Logging as in production (JSON lines
+    fast backend at the same time (the servo's real path: each submit one commit, the workers'
+    acks group-committed). Logging as in production (JSON lines
     at INFO) into /dev/null.
 (b) An outbox filled with 10,000 MEASUREMENT events while the backend is down; then a
     `Reporter(cfg.report, outbox=...)` with the default workers starts against the backend, and
@@ -90,9 +91,18 @@ def measurement_events(n: int, tag: str) -> list[Event]:
     assert facts is not None
     out = []
     for i in range(n):
-        job = dataclasses.replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
+        job = _replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
         out.append(measurement_event(measurement_from_facts(job)))
     return out
+
+
+def _replace(facts: Any, **changes: str) -> Any:
+    """A copy of PodFacts with `changes` (a msgspec Struct now, a dataclass before)."""
+    if dataclasses.is_dataclass(facts):
+        return dataclasses.replace(facts, **changes)
+    import msgspec
+
+    return msgspec.structs.replace(facts, **changes)
 
 
 def config(url_template: str, outbox_dir: str) -> Any:

@@ -8,7 +8,13 @@ annotation landed (a restart in between) is not sent twice. A failed send moves 
 an event older than the maximum age is dropped by the reporter with an ERROR line.
 
 Durability: synchronous=NORMAL in WAL mode survives a process crash (the page cache holds the
-commit); a power cut may lose the last commits, never corrupt the file.
+commit); a power cut may lose the last commits, never corrupt the file. Every write is one
+statement in autocommit mode (one transaction, one trip into SQLite). Acks ("delivered") are
+group-committed: kept in memory until ACK_BATCH wait, the oldest has waited ACK_MAX_DELAY_S (seen
+at the next ack), or `flush()` (the reporter's idle workers, its pump every 0.5 s, `close()`).
+Every read flushes them first, so this process never sees a delivered event as waiting. A crash
+loses the unflushed acks only: those events are sent again by the next start, under the same id
+(the backend drops the repeat, as it does for any retried send).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +47,10 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 # How long a delivered event's id is remembered (a pod's annotation lands within seconds).
 TOMBSTONE_S = 24 * 3600.0
 OUTBOX_FILE = "outbox.db"
+# Group commit of acks: one transaction for up to this many, held at most this long. A commit per
+# ack cost each worker three trips into SQLite (each a GIL release and a wait to get it back).
+ACK_BATCH = 200
+ACK_MAX_DELAY_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +65,28 @@ class Pending:
 class Outbox:
     """Thread-safe (one connection under a lock: SQLite has one writer anyway)."""
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(
+        self, directory: Path | str, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.path = Path(directory) / OUTBOX_FILE
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10.0)
-        self._lock = threading.Lock()
+        # isolation_level=None: autocommit; each statement below is its own transaction, durable
+        # when execute() returns (the default mode adds a BEGIN and a COMMIT round trip to each).
+        self._db = sqlite3.connect(
+            str(self.path), check_same_thread=False, timeout=10.0, isolation_level=None
+        )
+        self._lock = threading.Lock()  # the connection: one statement at a time
+        # The acks waiting for a batch have a lock of their own: a worker's ack then never waits
+        # for a `put` in progress (nor a put for it). Order: _lock, then _acks_lock.
+        self._acks_lock = threading.Lock()
+        # Acks not yet committed: (event id, delivered at); since when the oldest has waited.
+        self._acks: list[tuple[str, float]] = []
+        self._acks_since = 0.0
+        self._monotonic = monotonic  # times the oldest waiting ack
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
-            self._db.commit()
 
     def put(self, event: Event, now_s: float) -> bool:
         """Store an event durably; False when an event with its id is already waiting, or was
@@ -75,45 +98,76 @@ class Outbox:
                 " next_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (event.id, event.event, event.app_id, param, now_s, now_s),
             )
-            self._db.commit()
             return cur.rowcount == 1
 
     def due(self, now_s: float, *, limit: int, skip: Collection[str] = ()) -> list[Pending]:
         """Events whose time has come, oldest first, leaving out the ids in `skip`."""
+        # `skip` (the events in flight: thousands while a burst is sent) is left out by SQLite
+        # in one step, passed as one JSON array: fetched and dropped here, each row was a step,
+        # a GIL release and a wait to get it back, all under the lock that `put` waits for.
+        # json_each: SQLite's JSON functions, built in since 3.38 (bookworm's Python has 3.40).
         with self._lock:
+            self._flush_acks()
             rows = self._db.execute(
                 "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
-                " WHERE delivered_at IS NULL AND next_at <= ? ORDER BY next_at, created_at"
-                " LIMIT ?",
-                (now_s, limit + len(skip)),
+                " WHERE delivered_at IS NULL AND next_at <= ?"
+                " AND event_id NOT IN (SELECT value FROM json_each(?))"
+                " ORDER BY next_at, created_at LIMIT ?",
+                (now_s, json.dumps(list(skip)), limit),
             ).fetchall()
-        out = []
-        for event_id, name, app_id, param, created_at, attempts in rows:
-            if event_id in skip:
-                continue
-            event = Event(id=event_id, event=name, app_id=app_id, param=_loads(param))
-            out.append(Pending(event, created_at, attempts))
-            if len(out) == limit:
-                break
-        return out
+        return [
+            Pending(Event(id=i, event=n, app_id=a, param=_loads(p)), c, t)
+            for i, n, a, p, c, t in rows
+        ]
 
     def delivered(self, event_id: str, now_s: float) -> None:
-        """Sent: keep only a tombstone, so the same event put again is not sent again."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET delivered_at = ?, param = '' WHERE event_id = ?",
-                (now_s, event_id),
+        """Sent: keep only a tombstone, so the same event put again is not sent again.
+
+        Group-committed (see the module docstring): on disk once ACK_BATCH acks wait or the
+        oldest has waited ACK_MAX_DELAY_S, else at the next `flush()`, read or `close()`."""
+        with self._acks_lock:
+            if not self._acks:
+                self._acks_since = self._monotonic()
+            self._acks.append((event_id, now_s))
+            due = len(self._acks) >= ACK_BATCH or (
+                self._monotonic() - self._acks_since >= ACK_MAX_DELAY_S
             )
-            self._db.commit()
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the acks waiting in memory (a worker with nothing left to do calls this)."""
+        if self._acks:  # unlocked peek: an idle worker's flush is free when nothing waits
+            with self._lock:
+                self._flush_acks()
+
+    def _flush_acks(self) -> None:
+        """One statement, one transaction for every waiting ack; the caller holds `_lock`, so
+        no read runs between taking the acks and committing them."""
+        with self._acks_lock:
+            acks, self._acks = self._acks, []
+        if not acks:
+            return
+        marks = ",".join("?" * len(acks))
+        try:
+            # One delivered_at for the batch (the latest): it only dates the tombstone, by hours.
+            self._db.execute(
+                f"UPDATE outbox SET delivered_at = ?, param = '' WHERE event_id IN ({marks})",
+                [max(t for _, t in acks), *(i for i, _ in acks)],
+            )
+        except BaseException:
+            with self._acks_lock:  # kept for the next try: a lost ack is a second send
+                self._acks[:0] = acks
+            raise
 
     def prune(self, now_s: float, keep_s: float = TOMBSTONE_S) -> int:
         """Forget tombstones older than `keep_s`; how many went."""
         with self._lock:
+            self._flush_acks()
             cur = self._db.execute(
                 "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                 (now_s - keep_s,),
             )
-            self._db.commit()
             return cur.rowcount
 
     def drop(self, event_id: str) -> None:
@@ -123,7 +177,6 @@ class Outbox:
     def _delete(self, event_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE event_id = ?", (event_id,))
-            self._db.commit()
 
     def postpone(self, event_id: str, next_at_s: float, error: str) -> None:
         with self._lock:
@@ -132,11 +185,11 @@ class Outbox:
                 " WHERE event_id = ?",
                 (next_at_s, error[:500], event_id),
             )
-            self._db.commit()
 
     def older_than(self, cutoff_s: float, *, limit: int = 100) -> list[Pending]:
         """Events first put before `cutoff_s` (past the maximum age)."""
         with self._lock:
+            self._flush_acks()
             rows = self._db.execute(
                 "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
                 " WHERE delivered_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
@@ -149,6 +202,7 @@ class Outbox:
 
     def depth(self) -> int:
         with self._lock:
+            self._flush_acks()
             (n,) = self._db.execute(
                 "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL"
             ).fetchone()
@@ -156,6 +210,7 @@ class Outbox:
 
     def oldest_created(self) -> float | None:
         with self._lock:
+            self._flush_acks()
             (oldest,) = self._db.execute(
                 "SELECT MIN(created_at) FROM outbox WHERE delivered_at IS NULL"
             ).fetchone()
@@ -163,11 +218,14 @@ class Outbox:
 
     def ids(self) -> set[str]:
         with self._lock:
+            self._flush_acks()
             rows = self._db.execute("SELECT event_id FROM outbox WHERE delivered_at IS NULL")
             return {r[0] for r in rows}
 
     def close(self) -> None:
+        """Commit the waiting acks, then close the file."""
         with self._lock:
+            self._flush_acks()
             self._db.close()
 
 

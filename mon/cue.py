@@ -76,8 +76,13 @@ class CgroupSiblings:
         self.own_names = set(own_names)
         self.sandbox_ids = set(sandbox_ids)
         self.own_pid = own_pid
+        # Container cgroups already found not to be ours: a process never moves between pod
+        # cgroups, so their cgroup.procs need no second read (an idle poll reads less).
+        self.others: set[str] = set()
 
     def _excluded(self, ctr: Path) -> bool:
+        if ctr.name in self.others:
+            return False
         if ctr.name in self.own_names:
             return True
         cid = container_id_from_name(ctr.name)
@@ -89,6 +94,10 @@ class CgroupSiblings:
             self.own_names.add(ctr.name)
             logger.info("own container cgroup found", extra={"path": str(ctr)})
             return True
+        if procs is not None:
+            # We run in our own cgroup from exec on, so a readable cgroup.procs without our pid
+            # (often empty: other pid namespaces' pids are hidden) is a sibling's for good.
+            self.others.add(ctr.name)
         return False
 
     def running(self) -> dict[str, bool]:
@@ -165,7 +174,8 @@ def wait_for_cue(
                 sample()
             if siblings is not None:
                 running = siblings()
-                logger.debug("siblings polled", extra={"running": sorted(running)})
+                if logger.isEnabledFor(logging.DEBUG):
+                    logger.debug("siblings polled", extra={"running": sorted(running)})
                 if state.update(running):
                     return "siblings-exited"
         except Exception:

@@ -7,7 +7,6 @@ the loop goes on.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import math
 import threading
@@ -27,10 +26,11 @@ from servo.pod_marks import PodMarks
 from servo.pods import facts_from_pod
 from servo.podwire import pod_key, typed_covers
 from servo.probes import ServoProbes
-from servo.receiver import Answer, StatsReceiver
+from servo.receiver import StatsReceiver
 from servo.report import Reporter
-from servo.stats import CHANNEL_MESSAGE, MonitorStats
-from servo.tracker import StatsVerdict, Tracker
+from servo.stats import CHANNEL_MESSAGE
+from servo.stats_intake import StatsIntake
+from servo.tracker import Tracker
 from servo.watch import LISTED, PodWatch, WatchEvent
 
 logger = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ class Servo:
         self.probes = ServoProbes(cfg, self.scopes, self._threads, reporter, self.leading,
                                   self._lock)  # fmt: skip
         self.metrics.bind(self.probes.scope_views, self.probes.report_view)
+        self.intake = StatsIntake(lambda: [s.tracker for s in self.scopes], self._lock,
+                                  self.metrics, lambda m: self._send(m, None))  # fmt: skip
         self.stop_reason = "exit"
 
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
@@ -333,7 +335,7 @@ class Servo:
         if not self.with_receiver:
             return
         receiver = StatsReceiver(
-            self.accept_stats, bind=self.cfg.stats.bind, port=self.cfg.stats.port
+            self.intake.accept, bind=self.cfg.stats.bind, port=self.cfg.stats.port
         )
         try:
             receiver.start()
@@ -346,44 +348,6 @@ class Servo:
             )
             return
         self.receiver = receiver
-
-    def accept_stats(
-        self, uid: str, stats: MonitorStats, client_ip: str, token: str | None
-    ) -> Answer:
-        """A monitor's POST: only from its own pod (IP or per-pod token), for a known job."""
-        with self._lock:
-            tracker = next((s.tracker for s in self.scopes if s.tracker.job(uid)), None)
-            if tracker is None:
-                if any(uid in s.tracker.reported for s in self.scopes):
-                    return Answer(200, "already measured")
-                return Answer(404, f"no job pod with uid {uid} is being measured")
-            facts = tracker.job(uid)
-            assert facts is not None
-            by_ip = bool(facts.pod_ip) and client_ip == facts.pod_ip
-            by_token = bool(facts.stats_token and token) and hmac.compare_digest(
-                facts.stats_token.encode(), (token or "").encode()
-            )
-            if not (by_ip or by_token):
-                return Answer(403, "stats are accepted only from the pod itself or with its token")
-            waiting = tracker.awaiting.get(uid)
-            waited = (
-                time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
-                if waiting is not None
-                else None
-            )
-            verdict, due = tracker.stats_arrived(uid, stats)
-        self.metrics.stats_arrived(stats.channel, waited)
-        pod_logger(logger, facts).info(
-            "stats received",
-            extra={
-                "channel": stats.channel,
-                "verdict": str(verdict),
-                "by": "ip" if by_ip else "token",
-            },
-        )
-        if due is not None:
-            self._send(due, None)
-        return Answer(200 if verdict is not StatsVerdict.KEPT else 202, str(verdict))
 
     def _expired(self, now_s: float, why: str | None = None) -> list[Measurement]:
         with self._lock:

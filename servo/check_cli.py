@@ -17,13 +17,13 @@ from typing import Any
 
 from servo.check import (
     DEFAULT_TIMEOUT_S,
-    NODE_SYS_ROOT,
     CheckOptions,
     exit_code,
     render_json,
     render_text,
     run_checks,
 )
+from servo.check_host import NODE_SYS_ROOT
 
 DESCRIPTION = (
     "What the servo would do with the current configuration: the configuration, Kubernetes "

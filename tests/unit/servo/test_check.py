@@ -14,21 +14,15 @@ from servo.check import (
     EXIT_OK,
     CheckResult,
     Status,
-    backend_result,
-    check_cgroups,
     check_config,
-    check_outbox,
-    check_port,
     exit_code,
-    explain_kube_error,
-    find_kubepods,
-    node_sys_root,
-    rbac_fix,
-    rbac_result,
     render_json,
     render_text,
-    short_transport_error,
 )
+from servo.check_host import check_cgroups, check_port, find_kubepods, node_sys_root
+from servo.check_kube import explain_kube_error, rbac_fix, rbac_result
+from servo.check_report import backend_result, check_outbox
+from servo.check_result import short_transport_error
 from servo.errors import KubeError, ReportError
 
 UID = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"

@@ -1,9 +1,10 @@
 """The admission webhook: AdmissionReview v1 in, a base64 JSON Patch out, over HTTPS.
 
-Owns its configuration (`load_webhook_config`), the decision per review (`Admitter`), the
-WHATS_NEXT exchange with the backend before a job pod starts (`Exchange`) and the HTTPS server.
-The patch itself is built by servo/mutate.py (pure); certificates come from servo/tls.py. It
-never rejects a pod: every answer is `allowed: true`, failures only cost the patch.
+Owns the decision per review (`Admitter`) and the WHATS_NEXT exchange with the backend before
+a job pod starts (`Exchange`). The patch itself is built by servo/mutate.py (pure), the HTTPS
+server is servo/webhook_server.py, the configuration servo/webhook_config.py, certificates
+servo/tls.py. It never rejects a pod: every answer is `allowed: true`, failures only cost the
+patch.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ import binascii
 import json
 import logging
 import secrets
-import socket
-import ssl
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
 
 from tenacity import wait_none
 
@@ -41,8 +37,6 @@ from servo.mutate import (
     job_container,
     monitor_patch,
 )
-
-# The configuration moved to servo/webhook_config.py; its names stay importable from here.
 from servo.webhook_config import (  # noqa: E402
     API_VERSIONS,
     DEFAULT_BIND,
@@ -58,10 +52,13 @@ from servo.webhook_config import (  # noqa: E402
     use_native_sidecar,
 )
 
+# The configuration moved to servo/webhook_config.py; its names stay importable from here.
+from servo.webhook_metrics import WebhookMetrics  # noqa: E402
+
 __all__ = [
     "API_VERSIONS", "DEFAULT_BIND", "DEFAULT_STATS_URL", "DEFAULT_TLS_DIR", "MAX_BODY_BYTES",
     "MAX_WHATS_NEXT", "MIN_SEND_S", "SIDECAR_STYLES", "WEBHOOK_TIMEOUT_S", "Admitter",
-    "BadReviewError", "Exchange", "ReporterSender", "Review", "WebhookConfig", "WebhookServer",
+    "BadReviewError", "Exchange", "ReporterSender", "Review", "WebhookConfig",
     "decode_patch", "load_webhook_config", "parse_review", "review_response",
     "use_native_sidecar",
 ]  # fmt: skip
@@ -184,16 +181,28 @@ class Exchange:
 
     def __init__(
         self, send: Sender, *, budget_s: float, ranges: Ranges,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic, metrics: WebhookMetrics | None = None,
     ) -> None:  # fmt: skip
         self._send = send
         self._budget_s = budget_s
         self._ranges = ranges
         self._clock = clock
+        self._metrics = metrics
 
     def run(self, *, review_uid: str, app_id: str, pod: Mapping[str, Any], index: int,
             log: logging.LoggerAdapter[logging.Logger]) -> Adjustment | None:  # fmt: skip
         """The adjustment the backend asked for, or None; never raises for backend trouble."""
+        adj, outcome = self._exchange(review_uid=review_uid, app_id=app_id, pod=pod,
+                                      index=index, log=log)  # fmt: skip
+        if self._metrics is not None:
+            self._metrics.exchanged(outcome)
+        return adj
+
+    def _exchange(
+        self, *, review_uid: str, app_id: str, pod: Mapping[str, Any], index: int,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> tuple[Adjustment | None, str]:  # fmt: skip
+        """(the adjustment or None, the outcome for the metrics)."""
         deadline = self._clock() + self._budget_s
         n = 0
 
@@ -219,18 +228,20 @@ class Exchange:
                     log.info("adjust asked", extra={"status": adj.reply.get("status"),
                                                     "reason": adj.reply.get("reason")})  # fmt: skip
                     self._reply_adjustment(send, adj, log)
-                    return adj if adj.ok else None
+                    return (adj, "adjusted") if adj.ok else (None, "no-adjustment")
                 if cmd not in ("MEASURE", "SLEEP"):
                     log.warning("backend answered an unknown command", extra={"cmd": str(cmd)})
-                return None
+                return None, "no-adjustment"
             log.warning("backend kept asking to DESCRIBE; pod goes on unchanged")
+            return None, "describe-loop"
         except _OutOfTimeError:
             log.warning("backend exchange out of time; pod goes on unchanged",
                         extra={"budget_s": self._budget_s})  # fmt: skip
+            return None, "out-of-time"
         except ReportError as e:
             log.warning("backend exchange failed; pod goes on unchanged",
                         extra={"status": e.status, "error": str(e)})  # fmt: skip
-        return None
+            return None, "backend-error"
 
     @staticmethod
     def _reply_adjustment(send: Callable[[str, Any], Any], adj: Adjustment,
@@ -251,29 +262,39 @@ class Admitter:
     def __init__(
         self, cfg: Config, *, monitor: MonitorSpec, exchange: Exchange | None,
         new_token: Callable[[], str] = lambda: secrets.token_urlsafe(24),
+        metrics: WebhookMetrics | None = None,
     ) -> None:  # fmt: skip
         self.cfg = cfg
         self.monitor = monitor
         self.exchange = exchange
         self.new_token = new_token
+        self.metrics = metrics
 
     def review(self, raw: bytes) -> dict[str, Any]:
         """The answer to one review body; never raises, never rejects."""
+        started = time.monotonic()
+        answer, result = self._answer(raw)
+        if self.metrics is not None:
+            self.metrics.reviewed(result, time.monotonic() - started)
+        return answer
+
+    def _answer(self, raw: bytes) -> tuple[dict[str, Any], str]:
         try:
             review = parse_review(raw)
         except BadReviewError as e:
             logger.warning("malformed admission review", extra={"error": str(e), "uid": e.uid})
             return review_response(uid=e.uid, api_version=e.api_version,
-                                   warnings=[f"servo webhook: {e}"[:120]])  # fmt: skip
+                                   warnings=[f"servo webhook: {e}"[:120]]), "malformed"  # fmt: skip
         try:
-            ops = self.ops_for(review)
+            ops, result = self.ops_for(review)
         except Exception:
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": review.uid})
-            ops = []
-        return review_response(uid=review.uid, api_version=review.api_version, ops=ops)
+            ops, result = [], "failed"
+        return review_response(uid=review.uid, api_version=review.api_version, ops=ops), result
 
-    def ops_for(self, review: Review) -> list[Any]:
-        """The JSON Patch for a review: the monitor and the backend's adjustment, or []."""
+    def ops_for(self, review: Review) -> tuple[list[Any], str]:
+        """The JSON Patch for a review (the monitor and the backend's adjustment, or []) and
+        what it does, for the metrics."""
         pod = review.pod
         raw_meta = pod.get("metadata")
         meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
@@ -281,18 +302,18 @@ class Admitter:
         log = logging.LoggerAdapter(logger, {"pod": f"{review.namespace}/{name}",
                                              "uid": review.uid})  # fmt: skip
         if review.operation != "CREATE" or review.kind != "Pod" or review.subresource:
-            return []
+            return [], "skipped"
         watched = self.cfg.watch.namespaces
         if not self.cfg.watch.all_namespaces and review.namespace not in watched:
             log.debug("namespace not watched")
-            return []
+            return [], "not-watched"
         found = resolve_app_id(pod, self.cfg.app_id)
         if found.value is None:
             log.debug("not a job pod", extra={"why": found.why})
-            return []
+            return [], "not-a-job"
         if is_windows(pod):
             log.info("windows pod: no monitor")
-            return []
+            return [], "skipped"
         ops: list[Any] = []
         if not has_monitor(pod, self.monitor.name):
             ops += monitor_patch(pod, self.monitor, token=self.new_token())
@@ -305,118 +326,4 @@ class Admitter:
             if adj is not None:
                 ops += adj.ops
         log.info("job pod admitted", extra={"job": found.value, "ops": len(ops)})
-        return ops
-
-
-# -- the HTTPS server ---------------------------------------------------------------------
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], owner: WebhookServer) -> None:
-        self.owner = owner
-        super().__init__(address, _Handler)
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = super().get_request()
-        if self.owner.before_accept is not None:
-            self.owner.before_accept()
-        # The handshake runs in the handler's thread, so a slow client cannot stall accept().
-        return self.owner.ssl_context.wrap_socket(
-            sock, server_side=True, do_handshake_on_connect=False
-        ), addr
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.warning("webhook connection failed", extra={"peer": str(client_address)},
-                       exc_info=True)  # fmt: skip
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the peer's
-    # delayed ACK hold each keep-alive answer back by ~40 ms.
-    disable_nagle_algorithm = True
-    # Seconds a connection may idle or dawdle (the API server's own timeout is 5 s or less).
-    timeout = 10
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        conn = self.connection
-        if isinstance(conn, ssl.SSLSocket):
-            conn.do_handshake()
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.debug("webhook request", extra={"line": format % args})
-
-    def _send_json(self, status: int, doc: Any) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-        if urlsplit(self.path).path in ("/healthz", "/readyz"):
-            self._send_json(200, {"status": "ok"})
-        else:
-            self._send_json(404, {"error": "no such page"})
-
-    def do_POST(self) -> None:  # noqa: N802
-        owner = self.server.owner
-        # The API server appends ?timeout=5s to the configured path.
-        if urlsplit(self.path).path != owner.path:
-            self._send_json(404, {"error": f"POST AdmissionReviews to {owner.path}"})
-            return
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if not 0 < length <= MAX_BODY_BYTES:
-            self.close_connection = True
-            self._send_json(413 if length > 0 else 400, {"error": "bad Content-Length"})
-            return
-        self._send_json(200, owner.admitter.review(self.rfile.read(length)))
-
-
-@dataclass
-class WebhookServer:
-    """HTTPS server for AdmissionReviews; `start()` binds (port 0 = any), `stop()` closes."""
-
-    admitter: Admitter
-    ssl_context: ssl.SSLContext
-    bind: str = "0.0.0.0"  # noqa: S104
-    port: int = 8443
-    path: str = "/mutate"
-    # Called before each accepted connection is wrapped (certificate reload).
-    before_accept: Callable[[], None] | None = None
-    _server: _Server | None = None
-    _thread: threading.Thread | None = None
-
-    def start(self) -> WebhookServer:
-        self._server = _Server((self.bind, self.port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2}, daemon=True)  # fmt: skip
-        self._thread.start()
-        logger.info("webhook listening", extra={"bind": self.bind, "port": self.bound_port})
-        return self
-
-    @property
-    def bound_port(self) -> int:
-        assert self._server is not None, "not started"
-        return int(self._server.server_address[1])
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> WebhookServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return ops, "patched" if ops else "unchanged"

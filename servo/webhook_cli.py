@@ -21,15 +21,17 @@ from typing import Any
 from servo.config import Config, load_config
 from servo.errors import ConfigError
 from servo.mutate import MonitorSpec, parse_k8s_version
+from servo.ops_server import OpsServer
 from servo.webhook import (
     Admitter,
     Exchange,
     ReporterSender,
     WebhookConfig,
-    WebhookServer,
     load_webhook_config,
     use_native_sidecar,
 )
+from servo.webhook_metrics import WebhookMetrics
+from servo.webhook_server import WebhookServer
 
 logger = logging.getLogger(__name__)
 
@@ -233,12 +235,16 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
         return EXIT_CONFIG
     monitor = MonitorSpec(name=cfg.stats.monitor_container, image=cfg.sleeper_image,
                           stats_url=wcfg.stats_url, native=native)  # fmt: skip
+    metrics = WebhookMetrics()
     exchange = (
-        Exchange(ReporterSender(cfg.report), budget_s=wcfg.budget_s, ranges=wcfg.ranges)
+        Exchange(
+            ReporterSender(cfg.report), budget_s=wcfg.budget_s, ranges=wcfg.ranges, metrics=metrics
+        )  # fmt: skip
         if wcfg.exchange
         else None
     )
-    server = WebhookServer(Admitter(cfg, monitor=monitor, exchange=exchange), ctx,
+    admitter = Admitter(cfg, monitor=monitor, exchange=exchange, metrics=metrics)
+    server = WebhookServer(admitter, ctx,
                            bind=wcfg.bind, port=wcfg.port,
                            before_accept=None if self_generated else
                            CertReloader(ctx, cert_path, key_path))  # fmt: skip
@@ -247,10 +253,32 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
     except OSError as e:
         print(f"servo webhook: cannot listen on {wcfg.bind}:{wcfg.port}: {e}", file=sys.stderr)
         return EXIT_FAILED
+    ops = _start_ops(cfg, metrics, server)
     if ca_pem is not None and wcfg.patch_ca and wcfg.ca_recheck_s > 0:
         threading.Thread(target=_recheck_ca, args=(wcfg, api_client, ca_pem, stop),
                          name="ca-recheck", daemon=True).start()  # fmt: skip
     stop.wait()
     logger.info("webhook stopping")
+    if ops is not None:
+        ops.stop()
     server.stop()
     return 0
+
+
+def _start_ops(cfg: Config, metrics: WebhookMetrics, server: WebhookServer) -> OpsServer | None:
+    """/metrics, /healthz and /readyz in plain HTTP on the metrics port (OPTUNE_METRICS_PORT),
+    as the servo has them: Prometheus then needs no TLS settings for the webhook."""
+
+    def serving() -> tuple[bool, dict[str, Any]]:
+        return server.serving, {"port": server.bound_port}
+
+    ops = OpsServer(metrics.registry, health=serving, ready=serving,
+                    bind=cfg.metrics.bind, port=cfg.metrics.port)  # fmt: skip
+    try:
+        ops.start()
+    except OSError as e:
+        # The webhook itself still works; only its metrics and plain-HTTP probes are missing.
+        logger.error("metrics and probes cannot listen", extra={
+            "port": cfg.metrics.port, "error": str(e)})  # fmt: skip
+        return None
+    return ops

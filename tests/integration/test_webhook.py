@@ -37,12 +37,12 @@ from servo.webhook import (
     Admitter,
     Exchange,
     ReporterSender,
-    WebhookServer,
     decode_patch,
     load_webhook_config,
     use_native_sidecar,
 )
 from servo.webhook_cli import server_version
+from servo.webhook_server import WebhookServer
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod

@@ -152,7 +152,7 @@ def _free_port() -> int:
 def test_cli_self_generates_tls_patches_the_ca_and_serves(
     tmp_path: Path, stub: StubApi, backend: RecordingBackend
 ) -> None:
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     kubeconfig = tmp_path / "kubeconfig.json"
     host = stub.client().configuration.host
     kubeconfig.write_text(json.dumps({
@@ -165,6 +165,7 @@ def test_cli_self_generates_tls_patches_the_ca_and_serves(
         "OPTUNE_URL": backend.url_template(), "OPTUNE_ACCOUNT": "acme",
         "POD_NAMESPACES": "default", "OPTUNE_K8S_VERSION": "1.28",
         "OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"), "OPTUNE_WEBHOOK_BIND": "127.0.0.1",
+        "OPTUNE_METRICS_PORT": str(metrics_port), "OPTUNE_METRICS_BIND": "127.0.0.1",
     }  # fmt: skip
     stop = threading.Event()
     result: list[int] = []
@@ -190,6 +191,13 @@ def test_cli_self_generates_tls_patches_the_ca_and_serves(
         bundle = stub.config["webhooks"][0]["clientConfig"]["caBundle"]
         assert base64.b64decode(bundle) == ca.read_bytes()
         assert not (tmp_path / "tls" / "ca.key").exists()  # the CA key never stays on disk
+        # Metrics and probes in plain HTTP on the metrics port, as the servo has them.
+        ops = f"http://127.0.0.1:{metrics_port}"
+        text = requests.get(f"{ops}/metrics", timeout=5).text
+        assert 'servo_webhook_reviews_total{result="patched"} 1.0' in text
+        assert "servo_webhook_review_seconds_count 1.0" in text
+        assert requests.get(f"{ops}/healthz", timeout=5).status_code == 200
+        assert requests.get(f"{ops}/readyz", timeout=5).json()["port"] == port
     finally:
         stop.set()
         t.join(timeout=10)

@@ -10,13 +10,13 @@ import ipaddress
 import os
 import socket
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 from servo.appid import AppIdQuery, parse_app_id_query
+from servo.envread import EnvReader, is_dns_label
 from servo.errors import ConfigError
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
@@ -182,52 +182,9 @@ class Config:
         }
 
 
-T = TypeVar("T")
-
-
-class _Reader:
-    """Reads and converts env values, collecting problems instead of stopping at the first."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-        self.problems: list[str] = []
-
-    def text(self, name: str) -> str | None:
-        value = self.environ.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def flag(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        self.problems.append(f"{name}={raw!r}: expected true or false")
-        return default
-
-    def number(self, name: str, default: T, convert: Callable[[str], T], *, minimum: float) -> T:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = convert(raw)
-        except ValueError:
-            kind = "an integer" if convert is int else "a number"
-            self.problems.append(f"{name}={raw!r}: expected {kind}")
-            return default
-        if value < minimum:  # type: ignore[operator]
-            self.problems.append(f"{name}={raw!r}: must be at least {minimum:g}")
-            return default
-        return value
-
-
 def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) -> Config:
     """Build the Config from environment variables; raise ConfigError listing every problem."""
-    env = _Reader(environ)
+    env = EnvReader(environ)
     url = _check_url(env)
     account = env.text("OPTUNE_ACCOUNT")
     if url == DEFAULT_URL and account is None:
@@ -303,7 +260,7 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
     )
 
 
-def _leader_settings(env: _Reader) -> LeaderSettings:
+def _leader_settings(env: EnvReader) -> LeaderSettings:
     lease_s = env.number("OPTUNE_LEADER_LEASE_SECONDS", 10.0, float, minimum=1)
     retry_s = env.number("OPTUNE_LEADER_RETRY_SECONDS", 2.0, float, minimum=0.1)
     if retry_s >= lease_s:
@@ -330,7 +287,7 @@ def default_outbox_dir(environ: Mapping[str, str]) -> str:
     return str(Path(state) / "servo")
 
 
-def _stats_config(env: _Reader) -> StatsConfig:
+def _stats_config(env: EnvReader) -> StatsConfig:
     port = env.number("OPTUNE_STATS_PORT", 8080, int, minimum=0)
     if port > 65535:
         env.problems.append(f"OPTUNE_STATS_PORT={port}: expected a port number 0..65535")
@@ -340,7 +297,7 @@ def _stats_config(env: _Reader) -> StatsConfig:
     except ValueError:
         env.problems.append(f"OPTUNE_STATS_BIND={bind!r}: expected an IP address to listen on")
     monitor = env.text("OPTUNE_MONITOR_CONTAINER") or "servo-monitor"
-    if not _is_dns_label(monitor):
+    if not is_dns_label(monitor):
         env.problems.append(
             f"OPTUNE_MONITOR_CONTAINER={monitor!r}: not a container name (an RFC 1123 label)"
         )
@@ -352,7 +309,7 @@ def _stats_config(env: _Reader) -> StatsConfig:
     )
 
 
-def _check_url(env: _Reader) -> str | None:
+def _check_url(env: EnvReader) -> str | None:
     url = env.text("OPTUNE_URL") or DEFAULT_URL
     expected = "expected http(s)://host[:port]/path with {acct} and {app_id}"
     try:
@@ -378,7 +335,7 @@ def _placeholders(template: str) -> set[str]:
     return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
 
 
-def _check_namespaces(env: _Reader) -> tuple[str, ...]:
+def _check_namespaces(env: EnvReader) -> tuple[str, ...]:
     raw = env.environ.get("POD_NAMESPACES")
     if raw is None:
         return ("default",)
@@ -391,12 +348,6 @@ def _check_namespaces(env: _Reader) -> tuple[str, ...]:
             env.problems.append(f"POD_NAMESPACES={raw!r}: '*' means all; list nothing beside it")
         return (ALL_NAMESPACES,)
     for name in names:
-        if not _is_dns_label(name):
+        if not is_dns_label(name):
             env.problems.append(f"POD_NAMESPACES={raw!r}: {name!r} is not a namespace name")
     return tuple(dict.fromkeys(names))
-
-
-def _is_dns_label(name: str) -> bool:
-    # Namespace names are RFC 1123 labels: lower-case alphanumerics and '-', at most 63.
-    allowed = set(string.ascii_lowercase + string.digits + "-")
-    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] != "-" and name[-1] != "-"

@@ -3,11 +3,11 @@ start (every problem at once), and which sidecar style a cluster gets."""
 
 from __future__ import annotations
 
-import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from servo.envread import EnvReader, is_dns_label
 from servo.errors import ConfigError
 from servo.mutate import NATIVE_SIDECAR_SINCE, Ranges, parse_k8s_version
 
@@ -63,44 +63,13 @@ class WebhookConfig:
     ranges: Ranges = field(default_factory=Ranges)
 
 
-def _flag(raw: str | None, name: str, default: bool, problems: list[str]) -> bool:
-    if raw is None or not raw.strip():
-        return default
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    problems.append(f"{name}={raw!r}: expected true or false")
-    return default
-
-
-def _dns_label(name: str) -> bool:
-    allowed = set(string.ascii_lowercase + string.digits + "-")
-    return 0 < len(name) <= 63 and set(name) <= allowed and name[0] != "-" and name[-1] != "-"
-
-
 def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
     """WebhookConfig from OPTUNE_WEBHOOK_* (and friends); ConfigError lists every problem."""
-    problems: list[str] = []
-
-    def text(name: str) -> str | None:
-        value = environ.get(name)
-        return value.strip() if value is not None and value.strip() else None
+    env = EnvReader(environ)
+    problems, text = env.problems, env.text
 
     def number(name: str, default: float, low: float, high: float) -> float:
-        raw = text(name)
-        if raw is None:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            problems.append(f"{name}={raw!r}: expected a number")
-            return default
-        if not low <= value <= high:
-            problems.append(f"{name}={raw!r}: expected {low:g}..{high:g}")
-            return default
-        return value
+        return env.number(name, default, float, minimum=low, maximum=high)
 
     port = int(number("OPTUNE_WEBHOOK_PORT", 8443, 0, 65535))
     cert, key = text("OPTUNE_WEBHOOK_CERT"), text("OPTUNE_WEBHOOK_KEY")
@@ -123,7 +92,7 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
         "OPTUNE_WEBHOOK_NAMESPACE": text("OPTUNE_WEBHOOK_NAMESPACE") or "servo",
     }
     for env_name, value in names.items():
-        if not _dns_label(value):
+        if not is_dns_label(value):
             problems.append(f"{env_name}={value!r}: not a DNS label")
     budget = number("OPTUNE_WEBHOOK_BUDGET", 2.0, 0.1, WEBHOOK_TIMEOUT_S - 1)
     cfg = WebhookConfig(
@@ -135,17 +104,13 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
         service_name=names["OPTUNE_WEBHOOK_SERVICE"],
         service_namespace=names["OPTUNE_WEBHOOK_NAMESPACE"],
         webhook_config_name=text("OPTUNE_WEBHOOK_CONFIG_NAME") or "servo-webhook",
-        patch_ca=_flag(
-            environ.get("OPTUNE_WEBHOOK_PATCH_CA"), "OPTUNE_WEBHOOK_PATCH_CA", True, problems
-        ),  # fmt: skip
+        patch_ca=env.flag("OPTUNE_WEBHOOK_PATCH_CA", True),
         ca_recheck_s=number("OPTUNE_WEBHOOK_CA_RECHECK", 300.0, 0, 86400),
         stats_url=stats_url,
         sidecar_style=style,
         k8s_version=version,
         budget_s=budget,
-        exchange=_flag(
-            environ.get("OPTUNE_WEBHOOK_EXCHANGE"), "OPTUNE_WEBHOOK_EXCHANGE", True, problems
-        ),  # fmt: skip
+        exchange=env.flag("OPTUNE_WEBHOOK_EXCHANGE", True),
     )
     if problems:
         raise ConfigError(problems)

@@ -9,9 +9,6 @@ from typing import Any
 
 import msgspec
 
-# A pod object as decoded from the API: plain JSON. Only pods.py looks inside one.
-RawPod = Mapping[str, Any]
-
 
 class ContainerState(StrEnum):
     """What the job container is doing, as its status says."""

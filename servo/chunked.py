@@ -12,6 +12,9 @@ from __future__ import annotations
 
 # A chunk-size line is a hex number and optional extensions: anything this long is garbage.
 MAX_SIZE_LINE = 4096
+# etcd keeps objects under ~1.5 MiB: a watch line past this is garbage, not a pod, and would
+# otherwise be held in memory until the stream ends.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 class ChunkedError(ValueError):
@@ -27,6 +30,7 @@ class ChunkedLines:
         self._left = 0  # payload bytes still to come in the current chunk
         self._crlf = False  # the CRLF that ends a chunk's payload is due
         self._tail: list[bytes] = []  # pieces of a line that has not ended yet
+        self._tail_bytes = 0
 
     @property
     def tail(self) -> bytes:
@@ -76,13 +80,16 @@ class ChunkedLines:
             if self._tail:
                 self._tail.append(buf[pos:nl])
                 lines.append(b"".join(self._tail))
-                self._tail = []
+                self._tail, self._tail_bytes = [], 0
             else:
                 lines.append(buf[pos:nl])
             pos = nl + 1
             nl = buf.find(b"\n", pos, stop)
         if pos < stop:
             self._tail.append(buf[pos:stop])
+            self._tail_bytes += stop - pos
+            if self._tail_bytes > MAX_LINE_BYTES:
+                raise ChunkedError(f"a watch line longer than {MAX_LINE_BYTES} bytes")
         return stop
 
 

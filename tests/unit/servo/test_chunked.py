@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from servo.chunked import MAX_SIZE_LINE, ChunkedError, ChunkedLines
+from servo.chunked import MAX_LINE_BYTES, MAX_SIZE_LINE, ChunkedError, ChunkedLines
 
 
 def chunked(*payloads: bytes, ext: bytes = b"") -> bytes:
@@ -75,3 +75,14 @@ def test_an_unfinished_stream_is_not_done() -> None:
 def test_bad_framing_raises(body: bytes) -> None:
     with pytest.raises(ChunkedError):
         ChunkedLines().feed(body)
+
+
+def test_a_line_that_never_ends_is_refused_not_kept() -> None:
+    parser = ChunkedLines()
+    piece = b"x" * (1024 * 1024)
+    with pytest.raises(ChunkedError, match="longer than"):
+        for _ in range(MAX_LINE_BYTES // len(piece) + 1):
+            parser.feed(chunked(piece)[:-5])  # one chunk at a time, no last chunk
+    # A long line that does end is fine.
+    ok = ChunkedLines()
+    assert ok.feed(chunked(piece, piece + b"\n")) == [piece + piece]

@@ -20,7 +20,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from servo.chunked import ChunkedError, ChunkedLines
+from servo.chunked import MAX_LINE_BYTES, ChunkedError, ChunkedLines
 from servo.errors import KubeError, WatchExpiredError
 from servo.podwire import DecodeError, WatchLine, decode_event, decode_pod_list
 
@@ -254,6 +254,8 @@ def _lines_via_urllib3(resp: Any) -> Iterator[bytes]:
     for chunk in resp.stream(amt=None, decode_content=True):
         pending += chunk
         if b"\n" not in chunk:
+            if len(pending) > MAX_LINE_BYTES:
+                raise ChunkedError(f"a watch line longer than {MAX_LINE_BYTES} bytes")
             continue
         *lines, pending = pending.split(b"\n")
         yield from lines

@@ -16,7 +16,7 @@ from servo.models import Event
 from servo.mutate import MonitorSpec, Ranges
 from servo.webhook import Admitter, Exchange
 from servo.webhook_metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
-from tests.integration.test_webhook import ADJUST, MEASURE, admission_pod, review
+from tests.integration.webhookkit import ADJUST, MEASURE, admission_pod, review
 
 
 def samples(metrics: WebhookMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

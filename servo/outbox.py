@@ -100,6 +100,16 @@ class Outbox:
             )
             return cur.rowcount == 1
 
+    def delivered_before(self, event_id: str) -> bool:
+        """Is this event's tombstone here (sent and acknowledged, not yet pruned)?"""
+        with self._lock:
+            self._flush_acks()
+            row = self._db.execute(
+                "SELECT 1 FROM outbox WHERE event_id = ? AND delivered_at IS NOT NULL",
+                (event_id,),
+            ).fetchone()
+        return row is not None
+
     def due(self, now_s: float, *, limit: int, skip: Collection[str] = ()) -> list[Pending]:
         """Events whose time has come, oldest first, leaving out the ids in `skip`."""
         # `skip` (the events in flight: thousands while a burst is sent) is left out by SQLite

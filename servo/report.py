@@ -222,7 +222,12 @@ class Reporter:
         if self.outbox is not None:
             if self.outbox.put(event, self._clock()):
                 self._enqueue(event)
-            # else: waiting already (the pump brings it) or delivered before (not again)
+            elif self.on_delivered is not None and self.outbox.delivered_before(event.id):
+                # Sent by an earlier run that stopped before its after-delivery step (the
+                # pod's reported annotation): not sent again, but that step is done now, or
+                # the pod would be measured again at every start. Doing it twice is harmless.
+                self._after_delivery(event)
+            # else: waiting already (the pump brings it)
             return True
         warned = False
         while True:
@@ -354,14 +359,17 @@ class Reporter:
             if self.outbox is not None:
                 self.outbox.delivered(event.id, self._clock())
             self._count(sent=1)
-            if self.on_delivered is not None:
-                try:
-                    self.on_delivered(event)
-                except Exception:  # noqa: BLE001 - the event is delivered whatever this does
-                    logger.exception("after-delivery step failed", extra={"event_id": event.id})
+            self._after_delivery(event)
             logger.info("report sent", extra={
                 "event": event.event, "event_id": event.id, "app_id": event.app_id,
                 "elapsed_s": round(time.monotonic() - started, 3)})  # fmt: skip
+
+    def _after_delivery(self, event: Event) -> None:
+        if self.on_delivered is not None:
+            try:
+                self.on_delivered(event)
+            except Exception:  # noqa: BLE001 - the event is delivered whatever this does
+                logger.exception("after-delivery step failed", extra={"event_id": event.id})
 
     def _count(self, *, sent: int = 0, failed: int = 0, lost: int = 0, expired: int = 0,
                postponed: int = 0) -> None:  # fmt: skip

@@ -3,9 +3,11 @@ outage and across restarts, the reported annotation, and the finalizer guard."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+from servo.models import Event
 from servo.outbox import Outbox
 from servo.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
 from tests.fakes.backend import RecordingBackend
@@ -39,6 +41,30 @@ def test_outage_longer_than_the_retries_postpones_then_delivers_once(
     assert uids(backend) == [pod["metadata"]["uid"]]
     assert emu.wait_for(lambda: reporter.outbox is not None and reporter.outbox.depth() == 0)
     servo.stop()
+
+
+def test_a_pod_delivered_but_not_annotated_before_a_crash_is_annotated_not_resent(
+    tmp_path: Path, emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    # The run before sent the MEASUREMENT (its tombstone is in the outbox) and died before the
+    # pod's reported annotation: the next start marks the pod, and sends nothing again.
+    pod = run_job(emu, job_pod("crashed-before-mark", jobid="C"))
+    event_id = f"{pod['metadata']['uid']}:MEASUREMENT"
+    box = Outbox(tmp_path / "outbox")
+    assert box.put(Event(event_id, "MEASUREMENT", "C", {"annotations": {
+        "namespace": "default", "pod": "crashed-before-mark"}}), time.time() - 5)  # fmt: skip
+    box.delivered(event_id, time.time() - 4)
+    box.close()
+    servo = start_servo(**outbox_env(tmp_path))
+
+    def annotations() -> dict[str, str]:
+        meta = (emu.get_pod("default", "crashed-before-mark") or {}).get("metadata", {})
+        return dict(meta.get("annotations") or {})
+
+    assert emu.wait_for(lambda: REPORTED_ANNOTATION in annotations())
+    assert annotations()[REPORTED_ANNOTATION] == event_id
+    servo.stop()
+    assert measurements(backend) == []
 
 
 def test_delivered_pod_is_annotated_and_a_restart_skips_it(

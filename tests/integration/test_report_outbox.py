@@ -51,10 +51,28 @@ def test_each_event_is_sent_once_and_a_restart_sends_none_again(
     again = Outbox(tmp_path)  # the next start
     assert again.depth() == 0
     r2 = reporter(backend, again)
+    marked: list[str] = []
+    r2.on_delivered = lambda e: marked.append(e.id)
     r2.start()
     assert r2.submit(ev(7))  # measured again after the restart: a tombstone, not sent again
     r2.close(grace_s=2)
     assert len(backend.received) == 300
+    # ...but its after-delivery step (the pod's reported annotation) is done: the run that sent
+    # it may have stopped before doing it.
+    assert marked == ["u7:MEASUREMENT"]
+
+
+def test_an_event_still_waiting_is_not_marked_when_submitted_again(
+    backend: RecordingBackend, tmp_path: Path
+) -> None:
+    backend.stop()  # nothing is delivered
+    box = Outbox(tmp_path)
+    r = reporter(backend, box)
+    marked: list[str] = []
+    r.on_delivered = lambda e: marked.append(e.id)
+    assert r.submit(ev(1)) and r.submit(ev(1))
+    assert box.depth() == 1 and marked == []
+    box.close()
 
 
 def test_submit_returns_once_the_event_is_on_disk(

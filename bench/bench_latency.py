@@ -253,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         stop = threading.Event()
         thread = threading.Thread(target=servo.run, args=(stop,), kwargs={"grace_s": 5})
         thread.start()
-        deadline = time.monotonic() + 60
-        while not servo.scopes and time.monotonic() < deadline:
-            time.sleep(0.01)
+        assert servo.started.wait(60), "servo never started"
         assert all(s.watch.synced.wait(60) for s in servo.scopes), "servo never listed pods"
         time.sleep(0.5)  # the watch is open after the list
         print(f"{count} job pods listed Running; terminating them at {args.rate:g}/s for "

@@ -104,6 +104,8 @@ class Servo:
         self.intake = StatsIntake(lambda: [s.tracker for s in self.scopes], self._lock,
                                   self.metrics, lambda m: self._send(m, None))  # fmt: skip
         self.stop_reason = "exit"
+        # Set once run() has started everything: watches, receiver, metrics and probes.
+        self.started = threading.Event()
 
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
         self.reporter.start()
@@ -134,6 +136,7 @@ class Servo:
             self.scopes.append(scope)
             scope.thread.start()
         self._start_ops()
+        self.started.set()
         logger.info("servo running", extra={"namespaces": [s.watch.scope for s in self.scopes]})
         stop.wait()
         logger.info("servo stopping", extra={"reason": self.stop_reason})

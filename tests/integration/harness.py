@@ -33,11 +33,10 @@ class RunningServo:
         self.servo, self.stop_event, self.thread = servo, stop, thread
 
     def synced(self, timeout_s: float = 10) -> bool:
-        # The scopes exist once run() has started in its thread; then each lists once.
+        # Everything is up (watches, receiver, metrics and probes) once run() says so; then
+        # each scope lists once.
         deadline = time.monotonic() + timeout_s
-        while not self.servo.scopes and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return bool(self.servo.scopes) and all(
+        return self.servo.started.wait(timeout_s) and all(
             s.watch.synced.wait(max(0.0, deadline - time.monotonic())) for s in self.servo.scopes
         )
 

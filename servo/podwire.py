@@ -206,8 +206,9 @@ def _decode_pod(raw: msgspec.Raw, *, whole: bool) -> tuple[Pod | None, Any]:
     except msgspec.ValidationError:
         # A field of an unexpected type: keep the whole pod, and salvage the rest of the Struct
         # (refusing the event would replay it forever from the same resourceVersion).
+        # msgspec.convert of the same JSON would refuse it again: salvage straight away.
         doc = _any.decode(raw)
-        return (to_pod(doc) if isinstance(doc, dict) else None), doc
+        return (_salvage(doc, Pod) if isinstance(doc, dict) else None), doc
     return pod, (_any.decode(raw) if whole else None)
 
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 # Kubernetes 1.29 turned the SidecarContainers feature on by default; before it an init
@@ -39,31 +39,42 @@ _QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(.*)$")
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _EXPONENT = re.compile(r"^[eE]([+-]?\d+)$")
+# Kubernetes keeps quantities in an int64 of milli-units at most; nothing real is larger, and
+# the bounds keep Decimal arithmetic (scaleb, rounding, int()) cheap and exception-free.
+MAX_QUANTITY = Decimal(2**63)
+MAX_QUANTITY_EXPONENT = 30
+MAX_QUANTITY_DIGITS = 40
 
 
 # -- quantities ---------------------------------------------------------------------------
 
 
 def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity ("500m", "2", "64Mi", "1G", "1e9") as an exact Decimal."""
+    """A Kubernetes quantity ("500m", "2", "64Mi", "1G", "1e9") as an exact Decimal; out of
+    range (beyond 2^63 or an exponent past +-MAX_QUANTITY_EXPONENT) is a ValueError."""
     if not isinstance(text, str):
         raise ValueError(f"quantity {text!r}: expected a string")
     m = _QUANTITY.match(text.strip())
     if m is None or not text.strip():
-        raise ValueError(f"quantity {text!r}: expected a number with an optional suffix")
+        raise ValueError(f"quantity {text[:40]!r}: expected a number with an optional suffix")
     number, suffix = m.groups()
-    try:
-        value = Decimal(number)
-    except InvalidOperation as e:  # pragma: no cover - the regex admits only valid numbers
-        raise ValueError(f"quantity {text!r}: bad number") from e
+    if len(number) > MAX_QUANTITY_DIGITS:
+        raise ValueError(f"quantity {text[:40]!r}: more than {MAX_QUANTITY_DIGITS} digits")
+    value = Decimal(number)  # the regex admits only valid decimals
     if suffix in _BINARY:
-        return value * (Decimal(1024) ** _BINARY[suffix])
-    if suffix in _DECIMAL:
-        return value.scaleb(_DECIMAL[suffix])
-    exp = _EXPONENT.match(suffix)
-    if exp is not None:
-        return value.scaleb(int(exp.group(1)))
-    raise ValueError(f"quantity {text!r}: unknown suffix {suffix!r}")
+        value *= Decimal(1024) ** _BINARY[suffix]
+    elif suffix in _DECIMAL:
+        value = value.scaleb(_DECIMAL[suffix])
+    else:
+        exp = _EXPONENT.match(suffix)
+        if exp is None:
+            raise ValueError(f"quantity {text[:40]!r}: unknown suffix {suffix[:20]!r}")
+        if len(exp.group(1)) > 4 or abs(int(exp.group(1))) > MAX_QUANTITY_EXPONENT:
+            raise ValueError(f"quantity {text[:40]!r}: exponent out of range")
+        value = value.scaleb(int(exp.group(1)))
+    if abs(value) > MAX_QUANTITY:
+        raise ValueError(f"quantity {text[:40]!r}: above 2^63, out of range")
+    return value
 
 
 def parse_cpu_cores(text: str) -> Decimal:

@@ -75,8 +75,10 @@ def test_memory_quantities(text: str, n_bytes: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "abc", "1K", "1kb", "1 Gi", "Mi", "1e", "1Gi2", "--1", "1.2.3", "1e3m"]
-)
+    "text",
+    ["", "abc", "1K", "1kb", "1 Gi", "Mi", "1e", "1Gi2", "--1", "1.2.3", "1e3m",
+     "1e999999999", "1e-999999999", "1e31", "1e19", "9" * 41, "16Ei", "1" + "0" * 5000 + "e1"],
+)  # fmt: skip
 def test_bad_quantities_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="quantity"):
         parse_quantity(text)
@@ -221,6 +223,18 @@ def test_guaranteed_pod_gets_a_guaranteed_monitor() -> None:
 
     assert out["spec"]["initContainers"][0]["resources"]["requests"] == MONITOR_LIMITS
     assert is_guaranteed(out)
+
+
+@pytest.mark.parametrize("cpu", ["1e999999999", "1e-999999999", "9" * 50])
+def test_a_quantity_out_of_range_still_gets_the_monitor(cpu: str) -> None:
+    pod = job_pod()
+    pod["spec"]["containers"][0]["resources"] = {"limits": {"cpu": cpu, "memory": "1Gi"}}
+    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+
+    assert has_monitor(out, "servo-monitor")
+    desc = build_description(out["spec"]["containers"][0], Ranges())
+    settings = desc["application"]["components"]["job"]["settings"]
+    assert settings["cpu"]["value"] is None and settings["mem"]["value"] == 1.0
 
 
 def test_has_monitor_sees_plain_and_native() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,9 @@ from servo.check import (
     run_checks,
 )
 from servo.check_host import NODE_SYS_ROOT
+
+# One network call of a check: long enough for a slow API server, short enough to answer.
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 300.0
 
 DESCRIPTION = (
     "What the servo would do with the current configuration: the configuration, Kubernetes "
@@ -58,10 +62,24 @@ def add_check_parser(subparsers: Any) -> None:
     p.add_argument("--pod-uid", default=None, help="also locate this pod's cgroup on the node")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=timeout_arg,
         default=DEFAULT_TIMEOUT_S,
-        help=f"seconds per network call (default {DEFAULT_TIMEOUT_S:g})",
+        help=f"seconds per network call, {MIN_TIMEOUT_S:g}..{MAX_TIMEOUT_S:g} "
+        f"(default {DEFAULT_TIMEOUT_S:g})",
     )
+
+
+def timeout_arg(text: str) -> float:
+    """--timeout: finite seconds in range (argparse turns the error into exit 2 and usage)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:  # nan fails this too
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: expected seconds in {MIN_TIMEOUT_S:g}..{MAX_TIMEOUT_S:g}"
+        )
+    return value
 
 
 def run_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -74,7 +92,7 @@ def run_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         kubeconfig=getattr(args, "kubeconfig", None),
         sys_root=getattr(args, "sys_root", None),
         pod_uid=getattr(args, "pod_uid", None),
-        timeout_s=max(0.1, float(getattr(args, "timeout", DEFAULT_TIMEOUT_S))),
+        timeout_s=float(getattr(args, "timeout", DEFAULT_TIMEOUT_S)),
     )
     results = run_checks(environ, opts)
     fmt = getattr(args, "check_format", "text")

@@ -6,7 +6,6 @@ raises one ConfigError listing them all. Names, meanings and defaults follow the
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import string
@@ -15,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
+from servo import settings as S
 from servo.appid import AppIdQuery, parse_app_id_query
-from servo.envread import EnvReader, is_dns_label
+from servo.envread import EnvReader, is_dns_label, is_ip_address
 from servo.errors import ConfigError
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
@@ -29,6 +29,11 @@ ALL_NAMESPACES = "*"
 DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
 DEFAULT_APP_ID = "spec/containers/0/env/[JOBID]"
 LOG_FORMATS = ("json", "text")
+DEFAULT_MONITOR_CONTAINER = "servo-monitor"
+DEFAULT_LEADER_NAMESPACE = "servo"
+DEFAULT_LEADER_LEASE = "servo-leader"
+# The receiver and the metrics port are reached at the pod IP, by monitors and Prometheus.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +47,20 @@ class ReportConfig:
     # Bearer token; None means no Authorization header at all.
     auth_token: str | None
     # Per-request timeout; the original used 10 s.
-    timeout_s: float = 10.0
-    # Give up on one event after this long (backend outage); durable outbox is issue #5.
-    deadline_s: float = 600.0
+    timeout_s: float = S.SEND_TIMEOUT.default
+    # Give up on one send after this long (backend outage); the durable outbox keeps it.
+    deadline_s: float = S.SEND_DEADLINE.default
     # Cap on one backoff wait, Retry-After included, so a hostile header cannot park a worker.
-    max_backoff_s: float = 60.0
+    max_backoff_s: float = S.SEND_MAX_BACKOFF.default
     # Concurrent senders; the original ran 4 worker threads.
-    workers: int = 4
+    workers: int = S.SEND_WORKERS.default
     # Events waiting to be sent; when full the watch waits rather than drop a measurement.
-    queue_size: int = 10_000
+    queue_size: int = S.SEND_QUEUE.default
     # Directory of the durable outbox (SQLite); survives restarts when it is a volume.
     outbox_dir: str = ""
     # An event still undelivered after this long is given up (ERROR line, counter): a week
     # covers a long weekend's backend outage without keeping events forever.
-    outbox_max_age_s: float = 7 * 24 * 3600.0
+    outbox_max_age_s: float = S.OUTBOX_MAX_AGE.default
 
     def url_for(self, app_id: str) -> str:
         """The URL for one app id (quoted, so an id cannot change the path)."""
@@ -69,13 +74,13 @@ class WatchConfig:
     # Namespaces to watch; ("*",) means one cluster-wide watch.
     namespaces: tuple[str, ...] = ("default",)
     # timeoutSeconds asked of the API server per watch; a normal end just re-watches.
-    timeout_s: int = 300
+    timeout_s: int = S.WATCH_TIMEOUT.default
     # No byte for this long means a dead stream (kopf uses 70 s: a bit over a bookmark period).
-    idle_timeout_s: float = 70.0
+    idle_timeout_s: float = S.WATCH_IDLE_TIMEOUT.default
     # Cap on reconnect backoff after connection errors and 5xx.
-    max_backoff_s: float = 30.0
+    max_backoff_s: float = S.WATCH_MAX_BACKOFF.default
     # Page size of the initial list, so a huge namespace is not one giant response.
-    list_page_size: int = 500
+    list_page_size: int = S.LIST_PAGE_SIZE.default
 
     @property
     def all_namespaces(self) -> bool:
@@ -87,14 +92,14 @@ class StatsConfig:
     """How the servo gets CPU and memory figures from the monitor sidecar."""
 
     # Container name that marks a pod's monitor (the name the webhook injects it under).
-    monitor_container: str = "servo-monitor"
+    monitor_container: str = DEFAULT_MONITOR_CONTAINER
     # After the job container ends, how long to wait for the monitor's stats before measuring
     # without them: the monitor needs a moment to get its cue, read the cgroup and deliver.
-    wait_s: float = 30.0
+    wait_s: float = S.STATS_WAIT.default
     # Port of the stats receiver; 8080 as in the original. 0 = any free port (tests).
-    port: int = 8080
+    port: int = S.STATS_PORT.default
     # Address the receiver binds; all interfaces, since monitors reach it at the pod IP.
-    bind: str = "0.0.0.0"  # noqa: S104 - the receiver must be reachable from job pods
+    bind: str = ALL_INTERFACES
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +107,9 @@ class MetricsConfig:
     """The operations endpoint: /metrics, /healthz, /readyz."""
 
     # Port for Prometheus and the kubelet's probes; 0 = any free port (tests).
-    port: int = 8081
-    bind: str = "0.0.0.0"  # noqa: S104 - Prometheus and the kubelet reach it at the pod IP
+    port: int = S.METRICS_PORT.default
+    # All interfaces: Prometheus and the kubelet reach it at the pod IP.
+    bind: str = ALL_INTERFACES
     # Last-value gauges per app id: off by default, app ids are unbounded label values.
     per_app: bool = False
 
@@ -114,13 +120,13 @@ class LeaderSettings:
 
     enabled: bool = False
     # Where the coordination.k8s.io Lease lives (the servo's own namespace) and its name.
-    namespace: str = "servo"
-    name: str = "servo-leader"
+    namespace: str = DEFAULT_LEADER_NAMESPACE
+    name: str = DEFAULT_LEADER_LEASE
     # This replica's name in the lease: the pod name (Downward API), else host name + pid.
     identity: str = ""
     # A standby takes over after this long without a renewal; the holder renews every retry_s.
-    lease_s: float = 10.0
-    retry_s: float = 2.0
+    lease_s: float = S.LEADER_LEASE.default
+    retry_s: float = S.LEADER_RETRY.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +136,7 @@ class GuardConfig:
     # Remove servo.optune.io/measure from job pods once their measurement is in the outbox.
     enabled: bool = False
     # Safety valve: release pods that have waited this long for deletion, measured or not.
-    max_age_s: float = 600.0
+    max_age_s: float = S.FINALIZER_MAX_AGE.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +150,7 @@ class Config:
     # Image the webhook injects as the monitor (OPTUNE_SLEEPER_IMG).
     sleeper_image: str = DEFAULT_SLEEPER_IMAGE
     # 0..5 as in the original; see logs.level_for_debug.
-    debug: int = 0
+    debug: int = S.DEBUG.default
     # json lines for clusters, text for people.
     log_format: str = "json"
     # The servo's pod IP (Downward API status.podIP): where monitors send their stats.
@@ -195,20 +201,20 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         url_template=url or "",
         account=account,
         auth_token=env.text("OPTUNE_AUTH_TOKEN"),
-        timeout_s=env.number("OPTUNE_SEND_TIMEOUT", 10.0, float, minimum=0.1),
-        deadline_s=env.number("OPTUNE_SEND_DEADLINE", 600.0, float, minimum=0),
-        max_backoff_s=env.number("OPTUNE_SEND_MAX_BACKOFF", 60.0, float, minimum=0),
-        workers=env.number("OPTUNE_SEND_WORKERS", 4, int, minimum=1),
-        queue_size=env.number("OPTUNE_SEND_QUEUE", 10_000, int, minimum=1),
+        timeout_s=env.setting(S.SEND_TIMEOUT),
+        deadline_s=env.setting(S.SEND_DEADLINE),
+        max_backoff_s=env.setting(S.SEND_MAX_BACKOFF),
+        workers=env.setting(S.SEND_WORKERS),
+        queue_size=env.setting(S.SEND_QUEUE),
         outbox_dir=env.text("OPTUNE_OUTBOX_DIR") or default_outbox_dir(env.environ),
-        outbox_max_age_s=env.number("OPTUNE_OUTBOX_MAX_AGE", 604_800.0, float, minimum=1),
+        outbox_max_age_s=env.setting(S.OUTBOX_MAX_AGE),
     )
     watch = WatchConfig(
         namespaces=_check_namespaces(env),
-        timeout_s=env.number("OPTUNE_WATCH_TIMEOUT", 300, int, minimum=1),
-        idle_timeout_s=env.number("OPTUNE_WATCH_IDLE_TIMEOUT", 70.0, float, minimum=1),
-        max_backoff_s=env.number("OPTUNE_WATCH_MAX_BACKOFF", 30.0, float, minimum=0),
-        list_page_size=env.number("OPTUNE_LIST_PAGE_SIZE", 500, int, minimum=1),
+        timeout_s=env.setting(S.WATCH_TIMEOUT),
+        idle_timeout_s=env.setting(S.WATCH_IDLE_TIMEOUT),
+        max_backoff_s=env.setting(S.WATCH_MAX_BACKOFF),
+        list_page_size=env.setting(S.LIST_PAGE_SIZE),
     )
     app_id_text = env.text("OPTUNE_APP_ID") or DEFAULT_APP_ID
     try:
@@ -216,32 +222,28 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
     except ValueError as e:
         env.problems.append(f"OPTUNE_APP_ID={app_id_text!r}: {e}")
         app_id = parse_app_id_query(DEFAULT_APP_ID)
-    debug = env.number("OPTUNE_DEBUG", 0, int, minimum=0)
-    if debug > 5:
-        env.problems.append(f"OPTUNE_DEBUG={debug}: expected 0..5")
+    debug = env.setting(S.DEBUG)
     log_format = (env.text("OPTUNE_LOG_FORMAT") or "json").lower()
     if log_format not in LOG_FORMATS:
         env.problems.append(f"OPTUNE_LOG_FORMAT={log_format!r}: expected json or text")
     self_ip = env.text("SELF_IP")
-    if self_ip is not None:
-        try:
-            ipaddress.ip_address(self_ip)
-        except ValueError:
-            env.problems.append(f"SELF_IP={self_ip!r}: expected an IP address (status.podIP)")
+    if self_ip is not None and not is_ip_address(self_ip):
+        env.problems.append(f"SELF_IP={self_ip[:60]!r}: expected an IP address (status.podIP)")
+        self_ip = None
     stats = _stats_config(env)
     guard = GuardConfig(
         enabled=env.flag("OPTUNE_FINALIZER_GUARD", False),
-        max_age_s=env.number("OPTUNE_FINALIZER_MAX_AGE", 600.0, float, minimum=1),
+        max_age_s=env.setting(S.FINALIZER_MAX_AGE),
     )
-    metrics_port = env.number("OPTUNE_METRICS_PORT", 8081, int, minimum=0)
-    if metrics_port > 65535:
-        env.problems.append(f"OPTUNE_METRICS_PORT={metrics_port}: expected 0..65535")
     metrics = MetricsConfig(
-        port=metrics_port,
-        bind=env.text("OPTUNE_METRICS_BIND") or "0.0.0.0",  # noqa: S104
+        port=env.setting(S.METRICS_PORT),
+        bind=env.ip_address("OPTUNE_METRICS_BIND", ALL_INTERFACES),
         per_app=env.flag("OPTUNE_METRICS_PER_APP", False),
     )
     leader = _leader_settings(env)
+    sleeper_image = env.text("OPTUNE_SLEEPER_IMG") or DEFAULT_SLEEPER_IMAGE
+    if len(sleeper_image) > 512 or not sleeper_image.isprintable() or " " in sleeper_image:
+        env.problems.append(f"OPTUNE_SLEEPER_IMG={sleeper_image[:80]!r}: not an image reference")
     if env.problems:
         raise ConfigError(env.problems)
     return Config(
@@ -252,7 +254,7 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         report=report,
         watch=watch,
         app_id=app_id,
-        sleeper_image=env.text("OPTUNE_SLEEPER_IMG") or DEFAULT_SLEEPER_IMAGE,
+        sleeper_image=sleeper_image,
         debug=debug,
         log_format=log_format,
         self_ip=self_ip,
@@ -261,18 +263,18 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
 
 
 def _leader_settings(env: EnvReader) -> LeaderSettings:
-    lease_s = env.number("OPTUNE_LEADER_LEASE_SECONDS", 10.0, float, minimum=1)
-    retry_s = env.number("OPTUNE_LEADER_RETRY_SECONDS", 2.0, float, minimum=0.1)
+    lease_s = env.setting(S.LEADER_LEASE)
+    retry_s = env.setting(S.LEADER_RETRY)
     if retry_s >= lease_s:
         env.problems.append(
-            f"OPTUNE_LEADER_RETRY_SECONDS={retry_s:g}: must be shorter than the lease"
-            f" ({lease_s:g} s), or the holder cannot renew in time"
+            f"{S.LEADER_RETRY.name}={retry_s:g}: must be shorter than the lease"
+            f" ({S.LEADER_LEASE.name}={lease_s:g}), or the holder cannot renew in time"
         )
     identity = env.text("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
     return LeaderSettings(
         enabled=env.flag("OPTUNE_LEADER_ELECTION", False),
-        namespace=env.text("OPTUNE_LEADER_NAMESPACE") or "servo",
-        name=env.text("OPTUNE_LEADER_LEASE") or "servo-leader",
+        namespace=env.dns_label("OPTUNE_LEADER_NAMESPACE", DEFAULT_LEADER_NAMESPACE),
+        name=env.dns_subdomain("OPTUNE_LEADER_LEASE", DEFAULT_LEADER_LEASE),
         identity=identity,
         lease_s=lease_s,
         retry_s=retry_s,
@@ -288,24 +290,11 @@ def default_outbox_dir(environ: Mapping[str, str]) -> str:
 
 
 def _stats_config(env: EnvReader) -> StatsConfig:
-    port = env.number("OPTUNE_STATS_PORT", 8080, int, minimum=0)
-    if port > 65535:
-        env.problems.append(f"OPTUNE_STATS_PORT={port}: expected a port number 0..65535")
-    bind = env.text("OPTUNE_STATS_BIND") or "0.0.0.0"  # noqa: S104
-    try:
-        ipaddress.ip_address(bind)
-    except ValueError:
-        env.problems.append(f"OPTUNE_STATS_BIND={bind!r}: expected an IP address to listen on")
-    monitor = env.text("OPTUNE_MONITOR_CONTAINER") or "servo-monitor"
-    if not is_dns_label(monitor):
-        env.problems.append(
-            f"OPTUNE_MONITOR_CONTAINER={monitor!r}: not a container name (an RFC 1123 label)"
-        )
     return StatsConfig(
-        monitor_container=monitor,
-        wait_s=env.number("OPTUNE_STATS_WAIT", 30.0, float, minimum=0),
-        port=port,
-        bind=bind,
+        monitor_container=env.dns_label("OPTUNE_MONITOR_CONTAINER", DEFAULT_MONITOR_CONTAINER),
+        wait_s=env.setting(S.STATS_WAIT),
+        port=env.setting(S.STATS_PORT),
+        bind=env.ip_address("OPTUNE_STATS_BIND", ALL_INTERFACES),
     )
 
 

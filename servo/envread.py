@@ -5,11 +5,12 @@ all of them, so one start names everything to fix). Used by config.py and webhoo
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import string
 from collections.abc import Callable, Mapping
-from typing import TypeVar
 
-T = TypeVar("T", int, float)
+from servo.settings import N, Setting
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -39,31 +40,64 @@ class EnvReader:
         self.problems.append(f"{name}={raw!r}: expected true or false")
         return default
 
+    def setting(self, s: Setting[N]) -> N:
+        """The value of one row of servo/settings.py, or its default (with a problem noted)."""
+        return self.number(s.name, s.default, s.kind, minimum=s.minimum, maximum=s.maximum)
+
     def number(
-        self,
-        name: str,
-        default: T,
-        convert: Callable[[str], T],
-        *,
-        minimum: float,
-        maximum: float | None = None,
-    ) -> T:
+        self, name: str, default: N, convert: type[N], *, minimum: float, maximum: float
+    ) -> N:
+        """A finite number in minimum..maximum (an integer when `convert` is int: "8443.9" is
+        refused, not truncated); else the default, with the problem noted."""
         raw = self.text(name)
         if raw is None:
             return default
+        kind = "an integer" if convert is int else "a number"
+        expected = f"expected {kind} in {minimum:g}..{maximum:g}"
         try:
             value = convert(raw)
-        except ValueError:
-            kind = "an integer" if convert is int else "a number"
-            self.problems.append(f"{name}={raw!r}: expected {kind}")
+        except (ValueError, OverflowError):
+            self.problems.append(f"{name}={raw[:40]!r}: {expected}")
             return default
-        if maximum is not None and not minimum <= value <= maximum:
-            self.problems.append(f"{name}={raw!r}: expected {minimum:g}..{maximum:g}")
-            return default
-        if value < minimum:
-            self.problems.append(f"{name}={raw!r}: must be at least {minimum:g}")
+        # nan fails every comparison and inf passes a minimum: both are refused explicitly.
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            self.problems.append(f"{name}={raw[:40]!r}: {expected}")
             return default
         return value
+
+    def ip_address(self, name: str, default: str) -> str:
+        """An IP address to listen on (a host name or a typo would fail only at bind time)."""
+        return self._checked(name, default, is_ip_address, "an IP address to listen on")
+
+    def dns_label(self, name: str, default: str) -> str:
+        """An RFC 1123 label (a namespace, a container name)."""
+        return self._checked(name, default, is_dns_label, "a DNS-1123 label (lower-case"
+                             " letters, digits and '-', at most 63)")  # fmt: skip
+
+    def dns_subdomain(self, name: str, default: str) -> str:
+        """An RFC 1123 subdomain (the name of a Lease, a webhook configuration)."""
+        return self._checked(name, default, is_dns_subdomain, "a DNS-1123 subdomain (labels"
+                             " joined by '.', at most 253)")  # fmt: skip
+
+    def _checked(self, name: str, default: str, ok: Callable[[str], bool], what: str) -> str:
+        raw = self.text(name) or default
+        if not ok(raw):
+            self.problems.append(f"{name}={raw[:80]!r}: expected {what}")
+            return default
+        return raw
+
+
+def is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def is_dns_subdomain(name: str) -> bool:
+    """An RFC 1123 subdomain: dot-separated labels, at most 253 characters."""
+    return 0 < len(name) <= 253 and all(is_dns_label(part) for part in name.split("."))
 
 
 def is_dns_label(name: str) -> bool:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from servo.config import Config, load_config
+from servo.envread import is_ip_address
 from servo.errors import ConfigError
 from servo.mutate import MonitorSpec, parse_k8s_version
 from servo.ops_server import OpsServer
+from servo.settings import MAX_PORT
 from servo.webhook import (
     Admitter,
     Exchange,
@@ -84,8 +86,11 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Config,
         key_file=(environ.get("OPTUNE_WEBHOOK_KEY") or "").strip() or None,
     )
     port = getattr(args, "port", None)
-    if port is not None and not 0 <= port <= 65535:
-        problems.append(f"--port {port}: expected 0..65535")
+    if port is not None and not 0 <= port <= MAX_PORT:
+        problems.append(f"--port {port}: expected 0..{MAX_PORT}")
+    bind = getattr(args, "bind", None)
+    if bind is not None and not is_ip_address(bind):
+        problems.append(f"--bind {bind[:60]!r}: expected an IP address to listen on")
     cert = getattr(args, "tls_cert", None) or base.cert_file
     key = getattr(args, "tls_key", None) or base.key_file
     flags_given = getattr(args, "tls_cert", None) or getattr(args, "tls_key", None)
@@ -97,7 +102,7 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Config,
     wcfg = replace(
         base,
         port=base.port if port is None else port,
-        bind=getattr(args, "bind", None) or base.bind,
+        bind=bind or base.bind,
         cert_file=cert,
         key_file=key,
     )

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from servo.envread import EnvReader, is_dns_label
+from servo import settings as S
+from servo.envread import EnvReader
 from servo.errors import ConfigError
 from servo.mutate import NATIVE_SIDECAR_SINCE, Ranges, parse_k8s_version
 
@@ -25,6 +26,11 @@ DEFAULT_TLS_DIR = "/tmp/servo-webhook-tls"  # noqa: S108 - an emptyDir in the po
 MAX_WHATS_NEXT = 4
 # A send with less time than this left is not started at all.
 MIN_SEND_S = 0.05
+DEFAULT_SERVICE = "servo-webhook"
+DEFAULT_NAMESPACE = "servo"
+DEFAULT_CONFIG_NAME = "servo-webhook"
+# A caBundle re-check more often than this would hammer the API server.
+MIN_CA_RECHECK_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,7 @@ class WebhookConfig:
     """How `servo webhook` serves, injects and talks to the backend."""
 
     # HTTPS port; 8443 so a non-root process may bind it. 0 = any free port (tests).
-    port: int = 8443
+    port: int = S.WEBHOOK_PORT.default
     # All interfaces: the API server reaches it through the Service.
     bind: str = DEFAULT_BIND
     # Serving certificate and key (PEM); None: self-generate a CA and a serving cert at start.
@@ -41,14 +47,14 @@ class WebhookConfig:
     # Where self-generated files go (the Deployment's /tmp is an emptyDir).
     tls_dir: str = DEFAULT_TLS_DIR
     # The Service in front of the webhook: the serving cert's DNS names.
-    service_name: str = "servo-webhook"
-    service_namespace: str = "servo"
+    service_name: str = DEFAULT_SERVICE
+    service_namespace: str = DEFAULT_NAMESPACE
     # The MutatingWebhookConfiguration whose caBundle a self-generated CA is patched into.
-    webhook_config_name: str = "servo-webhook"
+    webhook_config_name: str = DEFAULT_CONFIG_NAME
     # Patch a self-generated CA into that configuration (false: out-of-cluster runs, tests).
     patch_ca: bool = True
     # How often the caBundle is checked (someone may re-apply the manifest without it).
-    ca_recheck_s: float = 300.0
+    ca_recheck_s: float = S.WEBHOOK_CA_RECHECK.default
     # OPTUNE_STATS_URL of injected monitors: the servo's stats Service.
     stats_url: str = DEFAULT_STATS_URL
     # native | plain | auto (auto: by the cluster's version, from k8s_version or /version).
@@ -56,7 +62,7 @@ class WebhookConfig:
     # (major, minor) to assume instead of asking /version.
     k8s_version: tuple[int, int] | None = None
     # Time for the whole WHATS_NEXT exchange per pod; well under WEBHOOK_TIMEOUT_S.
-    budget_s: float = 2.0
+    budget_s: float = S.WEBHOOK_BUDGET.default
     # False: inject the monitor only, never ask the backend.
     exchange: bool = True
     # DESCRIPTION ranges of cpu (cores) and mem (GiB); ADJUST values outside are refused.
@@ -67,11 +73,10 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
     """WebhookConfig from OPTUNE_WEBHOOK_* (and friends); ConfigError lists every problem."""
     env = EnvReader(environ)
     problems, text = env.problems, env.text
-
-    def number(name: str, default: float, low: float, high: float) -> float:
-        return env.number(name, default, float, minimum=low, maximum=high)
-
-    port = int(number("OPTUNE_WEBHOOK_PORT", 8443, 0, 65535))
+    ca_recheck_s = env.setting(S.WEBHOOK_CA_RECHECK)
+    if 0 < ca_recheck_s < MIN_CA_RECHECK_S:
+        problems.append(f"{S.WEBHOOK_CA_RECHECK.name}={ca_recheck_s:g}: 0 turns the re-check"
+                        f" off; otherwise at least {MIN_CA_RECHECK_S:g} s")  # fmt: skip
     cert, key = text("OPTUNE_WEBHOOK_CERT"), text("OPTUNE_WEBHOOK_KEY")
     if (cert is None) != (key is None):
         problems.append("OPTUNE_WEBHOOK_CERT and OPTUNE_WEBHOOK_KEY: set both, or neither")
@@ -87,29 +92,21 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
     stats_url = text("OPTUNE_STATS_SERVICE_URL") or DEFAULT_STATS_URL
     if urlsplit(stats_url).scheme not in ("http", "https") or not urlsplit(stats_url).netloc:
         problems.append(f"OPTUNE_STATS_SERVICE_URL={stats_url!r}: expected http(s)://host:port/")
-    names = {
-        "OPTUNE_WEBHOOK_SERVICE": text("OPTUNE_WEBHOOK_SERVICE") or "servo-webhook",
-        "OPTUNE_WEBHOOK_NAMESPACE": text("OPTUNE_WEBHOOK_NAMESPACE") or "servo",
-    }
-    for env_name, value in names.items():
-        if not is_dns_label(value):
-            problems.append(f"{env_name}={value!r}: not a DNS label")
-    budget = number("OPTUNE_WEBHOOK_BUDGET", 2.0, 0.1, WEBHOOK_TIMEOUT_S - 1)
     cfg = WebhookConfig(
-        port=port,
-        bind=text("OPTUNE_WEBHOOK_BIND") or DEFAULT_BIND,
+        port=env.setting(S.WEBHOOK_PORT),
+        bind=env.ip_address("OPTUNE_WEBHOOK_BIND", DEFAULT_BIND),
         cert_file=cert,
         key_file=key,
         tls_dir=text("OPTUNE_WEBHOOK_TLS_DIR") or DEFAULT_TLS_DIR,
-        service_name=names["OPTUNE_WEBHOOK_SERVICE"],
-        service_namespace=names["OPTUNE_WEBHOOK_NAMESPACE"],
-        webhook_config_name=text("OPTUNE_WEBHOOK_CONFIG_NAME") or "servo-webhook",
+        service_name=env.dns_label("OPTUNE_WEBHOOK_SERVICE", DEFAULT_SERVICE),
+        service_namespace=env.dns_label("OPTUNE_WEBHOOK_NAMESPACE", DEFAULT_NAMESPACE),
+        webhook_config_name=env.dns_subdomain("OPTUNE_WEBHOOK_CONFIG_NAME", DEFAULT_CONFIG_NAME),
         patch_ca=env.flag("OPTUNE_WEBHOOK_PATCH_CA", True),
-        ca_recheck_s=number("OPTUNE_WEBHOOK_CA_RECHECK", 300.0, 0, 86400),
+        ca_recheck_s=ca_recheck_s,
         stats_url=stats_url,
         sidecar_style=style,
         k8s_version=version,
-        budget_s=budget,
+        budget_s=env.setting(S.WEBHOOK_BUDGET),
         exchange=env.flag("OPTUNE_WEBHOOK_EXCHANGE", True),
     )
     if problems:

@@ -52,6 +52,26 @@ def test_bad_config_exits_2_naming_every_problem() -> None:
     assert "{nope}" in proc.stderr
 
 
+def test_numbers_addresses_and_names_out_of_range_exit_2_together_without_traceback() -> None:
+    bad = {
+        "OPTUNE_STATS_WAIT": "nan",
+        "OPTUNE_SEND_TIMEOUT": "nan",
+        "OPTUNE_WATCH_IDLE_TIMEOUT": "nan",
+        "OPTUNE_SEND_QUEUE": "99999999999999999999",
+        "OPTUNE_LEADER_LEASE_SECONDS": "inf",
+        "OPTUNE_SEND_WORKERS": "100000",
+        "OPTUNE_METRICS_BIND": "abc",
+        "OPTUNE_LEADER_NAMESPACE": "Bad_NS!",
+    }
+    proc = subprocess.run([*SERVO, "run", "--kubeconfig", "/nonexistent"], capture_output=True,
+                          text=True, env=clean_env(**bad), timeout=60)  # fmt: skip
+    assert proc.returncode == 2
+    assert f"({len(bad)} problem(s))" in proc.stderr, proc.stderr
+    for name in bad:
+        assert f"  - {name}=" in proc.stderr, name
+    assert "Traceback" not in proc.stderr
+
+
 def test_without_url_the_default_collector_is_used_and_shown() -> None:
     proc = subprocess.run(
         [*SERVO, "run", "--kubeconfig", "/nonexistent"], capture_output=True, text=True,

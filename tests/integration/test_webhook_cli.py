@@ -212,3 +212,14 @@ def test_cli_configuration_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> 
     assert status == EXIT_CONFIG
     assert "OPTUNE_SIDECAR_STYLE" in err and "POD_NAMESPACES" in err
     assert "--tls-cert and --tls-key" in err and "/nonexistent.crt: no such file" in err
+
+
+def test_cli_numbers_and_addresses_out_of_range_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"OPTUNE_WEBHOOK_PORT": "8443.9", "OPTUNE_WEBHOOK_BUDGET": "nan"}
+    status = run_webhook(_parse("--port", "70000", "--bind", "abc"), env, threading.Event())
+    err = capsys.readouterr().err
+
+    assert status == EXIT_CONFIG
+    assert "OPTUNE_WEBHOOK_PORT='8443.9': expected an integer in 0..65535" in err
+    assert "OPTUNE_WEBHOOK_BUDGET='nan'" in err
+    assert "--port 70000: expected 0..65535" in err and "--bind 'abc'" in err

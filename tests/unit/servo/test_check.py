@@ -281,3 +281,21 @@ def test_connection_errors_are_shortened_to_their_gist() -> None:
     assert short_transport_error("Read timed out. (read timeout=3)") == "timed out"
     assert "not resolved" in short_transport_error("Failed to resolve 'servo-collector.servo.svc'")
     assert short_transport_error("odd") == "odd"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1e400", "soon", "301"])
+def test_check_timeout_flag_out_of_range_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from servo.__main__ import build_parser
+
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["check", "--timeout", value])
+    assert info.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
+
+
+def test_check_timeout_flag_in_range_is_kept() -> None:
+    from servo.__main__ import build_parser
+
+    assert build_parser().parse_args(["check", "--timeout", "2.5"]).timeout == 2.5

@@ -7,19 +7,77 @@ routes and rules.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _CountingReader(io.BufferedIOBase):
+    """The request stream, counting the bytes handlers read, so the base knows whether a
+    request's body is still waiting on the connection."""
+
+    def __init__(self, raw: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._raw = raw
+        self.count = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        return data
+
+    def read1(self, size: int = -1, /) -> bytes:
+        data = self._raw.read1(size)
+        self.count += len(data)
+        return data
+
+    def readline(self, size: int | None = -1, /) -> bytes:
+        line = self._raw.readline(size)
+        self.count += len(line)
+        return line
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class BodyHandler(BaseHTTPRequestHandler):
+    """Keep-alive, but an answer sent while the request's body is (partly) unread closes the
+    connection: those bytes would otherwise be parsed as the next request."""
+
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes: without TCP_NODELAY, Nagle and the peer's
     # delayed ACK hold each keep-alive answer back by ~40 ms.
     disable_nagle_algorithm = True
     # A client that stalls mid-request must not hold a thread for long.
     timeout = 10
+    _reader: _CountingReader
+    _body_starts_at = 0
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _CountingReader(self.rfile)
+        self.rfile = self._reader
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()
+        self._body_starts_at = self._reader.count
+        return ok
+
+    def body_unread(self) -> bool:
+        """Part of this request's body is still on the connection (or its length unknown)."""
+        if self.headers.get("Transfer-Encoding"):
+            return True  # chunked bodies are not read by these servers at all
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return True
+        return length < 0 or self._reader.count - self._body_starts_at < length
 
     def send_body(self, status: int, data: bytes, content_type: str, **headers: str) -> None:
         self.send_response(status)
@@ -27,6 +85,9 @@ class BodyHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers.items():
             self.send_header(name.replace("_", "-"), value)
+        if self.body_unread():
+            self.close_connection = True
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 

@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -82,6 +83,13 @@ class Review:
     pod: Mapping[str, Any]
 
 
+# Where the ids of an undecodable review are looked for: the envelope comes before the object.
+_SCAN_BYTES = 64 * 1024
+_REQUEST_UID = re.compile(rb'"request"\s*:\s*\{\s*"uid"\s*:\s*"([A-Za-z0-9-]{1,64})"')
+_API_VERSION = re.compile(rb'"apiVersion"\s*:\s*"(admission\.k8s\.io/v1(?:beta1)?)"')
+INTERNAL_ERROR_WARNING = "servo webhook: internal error; pod admitted unchanged"
+
+
 class BadReviewError(ValueError):
     """Not an AdmissionReview we can act on; `uid` is echoed when the body had one."""
 
@@ -97,6 +105,11 @@ def parse_review(raw: bytes) -> Review:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadReviewError(f"body is not JSON: {e}") from e
+    except RecursionError as e:
+        # JSON nested deeper than Python's recursion limit (the API server allows more).
+        seen_uid, seen_version = scan_review_ids(raw)
+        raise BadReviewError("body nested too deeply to decode", uid=seen_uid,
+                             api_version=seen_version) from e  # fmt: skip
     if not isinstance(doc, dict):
         raise BadReviewError("body is not a JSON object")
     api_version = doc.get("apiVersion")
@@ -119,6 +132,18 @@ def parse_review(raw: bytes) -> Review:
         subresource=str(request.get("subResource") or ""),
         dry_run=request.get("dryRun") is True,
         pod=obj if isinstance(obj, dict) else {},
+    )
+
+
+def scan_review_ids(raw: bytes) -> tuple[str, str]:
+    """PURE: (request uid or "", apiVersion) read from the raw bytes of a review that cannot
+    be decoded, as the API server writes it (request.uid first), so the answer still matches."""
+    head = raw[:_SCAN_BYTES]
+    uid = _REQUEST_UID.search(head)
+    version = _API_VERSION.search(head)
+    return (
+        uid.group(1).decode() if uid else "",
+        version.group(1).decode() if version else API_VERSIONS[0],
     )
 
 
@@ -273,9 +298,19 @@ class Admitter:
     def review(self, raw: bytes) -> dict[str, Any]:
         """The answer to one review body; never raises, never rejects."""
         started = time.monotonic()
-        answer, result = self._answer(raw)
-        if self.metrics is not None:
-            self.metrics.reviewed(result, time.monotonic() - started)
+        try:
+            answer, result = self._answer(raw)
+        except Exception:  # noqa: BLE001 - the pod is let through whatever went wrong
+            uid, api_version = scan_review_ids(raw)
+            logger.exception("admission failed; pod allowed unchanged", extra={"uid": uid})
+            answer = review_response(uid=uid, api_version=api_version,
+                                     warnings=[INTERNAL_ERROR_WARNING])  # fmt: skip
+            result = "failed"
+        try:
+            if self.metrics is not None:
+                self.metrics.reviewed(result, time.monotonic() - started)
+        except Exception:  # noqa: BLE001 - a metrics failure must not cost the answer
+            logger.exception("webhook metrics failed", extra={"result": result})
         return answer
 
     def _answer(self, raw: bytes) -> tuple[dict[str, Any], str]:
@@ -287,10 +322,12 @@ class Admitter:
                                    warnings=[f"servo webhook: {e}"[:120]]), "malformed"  # fmt: skip
         try:
             ops, result = self.ops_for(review)
-        except Exception:
+            return review_response(uid=review.uid, api_version=review.api_version,
+                                   ops=ops), result  # fmt: skip
+        except Exception:  # noqa: BLE001 - deep JSON, odd fields: the pod goes through unchanged
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": review.uid})
-            ops, result = [], "failed"
-        return review_response(uid=review.uid, api_version=review.api_version, ops=ops), result
+        return review_response(uid=review.uid, api_version=review.api_version,
+                               warnings=[INTERNAL_ERROR_WARNING]), "failed"  # fmt: skip
 
     def ops_for(self, review: Review) -> tuple[list[Any], str]:
         """The JSON Patch for a review (the monitor and the backend's adjustment, or []) and

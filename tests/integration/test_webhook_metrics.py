@@ -14,7 +14,7 @@ from servo.config import load_config
 from servo.errors import ReportError
 from servo.models import Event
 from servo.mutate import MonitorSpec, Ranges
-from servo.webhook import Admitter, Exchange
+from servo.webhook import INTERNAL_ERROR_WARNING, Admitter, Exchange, decode_patch
 from servo.webhook_metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
 from tests.integration.webhookkit import ADJUST, MEASURE, admission_pod, review
 
@@ -83,8 +83,11 @@ def test_a_review_that_fails_inside_is_counted_and_the_pod_let_through() -> None
         raise RuntimeError("no entropy today")
 
     hook = Admitter(cfg, monitor=monitor, exchange=None, metrics=metrics, new_token=broken_token)
-    answer = hook.review(json.dumps(review(admission_pod())).encode())
+    body = review(admission_pod())
+    answer = hook.review(json.dumps(body).encode())
     assert answer["response"]["allowed"] is True and "patch" not in answer["response"]
+    assert answer["response"]["uid"] == body["request"]["uid"]
+    assert answer["response"]["warnings"] == [INTERNAL_ERROR_WARNING]
     assert count(metrics, "servo_webhook_reviews_total", result="failed") == 1
     assert count(metrics, "servo_webhook_reviews_total", result="patched") == 0
 
@@ -135,3 +138,18 @@ def test_an_exchange_out_of_time_is_counted() -> None:
     log = logging.LoggerAdapter(logging.getLogger("test"), {})
     assert ex.run(review_uid="r", app_id="J", pod=admission_pod(), index=0, log=log) is None
     assert count(metrics, "servo_webhook_exchanges_total", outcome="out-of-time") == 1
+
+
+class BrokenMetrics(WebhookMetrics):
+    def reviewed(self, result: str, seconds: float) -> None:
+        raise ValueError("metrics are down")
+
+
+def test_a_review_is_answered_when_the_metrics_fail() -> None:
+    cfg = load_config({"POD_NAMESPACES": "default", "OPTUNE_ACCOUNT": "acme"})
+    monitor = MonitorSpec("servo-monitor", "mon:test", "http://servo:8080/", native=True)
+    hook = Admitter(cfg, monitor=monitor, exchange=None, metrics=BrokenMetrics())
+    body = review(admission_pod())
+    answer = hook.review(json.dumps(body).encode())
+
+    assert answer["response"]["uid"] == body["request"]["uid"] and decode_patch(answer)

@@ -168,3 +168,19 @@ def test_review_without_an_object_echoes_its_uid(start_hook: Callable[..., Hook]
     answer = start_hook(exchange=False).post(body)
 
     assert answer["response"] == {"uid": body["request"]["uid"], "allowed": True}
+
+
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+def test_deeply_nested_review_is_answered_with_its_uid_and_a_warning(
+    start_hook: Callable[..., Hook], depth: int
+) -> None:
+    pod = admission_pod()
+    pod["spec"]["containers"][0]["deep"] = "DEEP"
+    body = review(pod)
+    raw = json.dumps(body).replace('"DEEP"', "[" * depth + "]" * depth).encode()
+    answer = start_hook(exchange=False).post(raw)
+
+    assert answer["apiVersion"] == "admission.k8s.io/v1" and answer["kind"] == "AdmissionReview"
+    assert answer["response"]["uid"] == body["request"]["uid"]
+    assert answer["response"]["allowed"] is True and "patch" not in answer["response"]
+    assert "too deeply" in answer["response"]["warnings"][0]

@@ -18,6 +18,7 @@ from servo.webhook import (
     load_webhook_config,
     parse_review,
     review_response,
+    scan_review_ids,
 )
 
 
@@ -153,3 +154,14 @@ def test_ca_bundle_patch_fails_when_the_list_was_reordered() -> None:
 
 def test_service_dns_names() -> None:
     assert service_dns_names("w", "ns") == ["w", "w.ns", "w.ns.svc", "w.ns.svc.cluster.local"]
+
+
+def test_ids_of_an_undecodable_review_are_read_from_its_bytes() -> None:
+    raw = (b'{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1","request":'
+           b'{"uid":"0f1e-22","kind":{"kind":"Pod"},"object":' + b"[" * 5000 + b"]" * 5000
+           + b',"userInfo":{"uid":"not-this-one"}}}')  # fmt: skip
+    assert scan_review_ids(raw) == ("0f1e-22", "admission.k8s.io/v1beta1")
+    assert scan_review_ids(b"[" * 5000) == ("", "admission.k8s.io/v1")
+    with pytest.raises(BadReviewError) as e:
+        parse_review(raw)
+    assert (e.value.uid, e.value.api_version) == ("0f1e-22", "admission.k8s.io/v1beta1")

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from servo.chunked import MAX_LINE_BYTES, ChunkedError, ChunkedLines
 from servo.errors import KubeError, WatchExpiredError
-from servo.podwire import DecodeError, WatchLine, decode_event, decode_pod_list
+from servo.podwire import DecodeError, TooDeepError, WatchLine, decode_event, decode_pod_list
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,15 @@ def _json_lines(resp: Any, *, whole: bool) -> Iterator[WatchLine]:
         for line in lines:
             # isspace() stops at the first other byte: no copy of a 13 KB line, as strip()
             if line and not line.isspace():
-                yield decode_event(line, whole=whole)
+                try:
+                    event = decode_event(line, whole=whole)
+                except TooDeepError as e:
+                    # One event the decoder cannot follow: the stream is fine, the next line
+                    # is another event. Ending the stream would replay this one forever.
+                    logger.error("watch event skipped: nested too deeply to decode",
+                                 extra={"pod": e.key, "bytes": len(line)})  # fmt: skip
+                    continue
+                yield event
     except (DecodeError, ChunkedError) as e:
         raise KubeError(0, "BadStream", str(e)) from e
 

@@ -14,6 +14,7 @@ that field, never the event.
 
 from __future__ import annotations
 
+import logging
 import types
 import typing
 from collections.abc import Mapping
@@ -23,6 +24,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from servo.appid import AppIdQuery
+from servo.deepjson import scan_pod_key, split_list_items
+
+logger = logging.getLogger(__name__)
 
 
 class _Base(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
@@ -145,6 +149,16 @@ class DecodeError(ValueError):
     """Bytes that are not the JSON expected."""
 
 
+class TooDeepError(DecodeError):
+    """A watch event nested deeper than the decoder can follow: that one event is skipped
+    (the stream itself is fine). `key` is the pod's namespace/name as read from the raw bytes,
+    or "?"."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def typed_covers(query: AppIdQuery) -> bool:
     """Does the typed decode keep every field the app-id query may visit?"""
     segs = query.segments
@@ -156,7 +170,16 @@ def typed_covers(query: AppIdQuery) -> bool:
 
 
 def decode_event(line: bytes, *, whole: bool = False) -> WatchLine:
-    """One watch line -> WatchLine; `whole`: keep every pod's full JSON in `doc` as well."""
+    """One watch line -> WatchLine; `whole`: keep every pod's full JSON in `doc` as well.
+    DecodeError when it is no watch event, TooDeepError when it is nested too deeply."""
+    try:
+        return _decode_event(line, whole=whole)
+    except RecursionError as e:
+        key = scan_pod_key(line)
+        raise TooDeepError(f"watch event nested too deeply to decode ({key})", key=key) from e
+
+
+def _decode_event(line: bytes, *, whole: bool) -> WatchLine:
     if not whole:
         try:
             typed = _line.decode(line)
@@ -177,6 +200,36 @@ def decode_event(line: bytes, *, whole: bool = False) -> WatchLine:
 
 def decode_pod_list(body: bytes, *, whole: bool = False) -> tuple[list[WatchLine], str, str | None]:
     """A PodList -> (each item as an ADDED WatchLine, resourceVersion, continue token)."""
+    try:
+        return _decode_pod_list(body, whole=whole)
+    except RecursionError:
+        return _decode_deep_pod_list(body, whole=whole)
+
+
+def _decode_deep_pod_list(body: bytes, *, whole: bool) -> tuple[list[WatchLine], str, str | None]:
+    """A list with a pod too deep to decode: the others item by item, that one skipped (a
+    list that fails as a whole would be retried, and fail, forever)."""
+    split = split_list_items(body)
+    if split is None:
+        raise DecodeError(f"pod list nested too deeply to decode (near {scan_pod_key(body)})")
+    raw_items, rest = split
+    items: list[WatchLine] = []
+    for raw in raw_items:
+        try:
+            items.append(WatchLine("ADDED", *_decode_pod(msgspec.Raw(raw), whole=whole)))
+        except RecursionError:
+            logger.error("listed pod skipped: nested too deeply to decode",
+                         extra={"pod": scan_pod_key(raw), "bytes": len(raw)})  # fmt: skip
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise DecodeError(f"pod list item is not JSON: {e}") from e
+    try:
+        meta = _pod_list.decode(rest).metadata
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
+        raise DecodeError(f"pod list is not a PodList: {e}") from e
+    return items, *_list_meta(meta)
+
+
+def _decode_pod_list(body: bytes, *, whole: bool) -> tuple[list[WatchLine], str, str | None]:
     items: list[WatchLine]
     try:
         if not whole:
@@ -214,7 +267,10 @@ def _decode_pod(raw: msgspec.Raw, *, whole: bool) -> tuple[Pod | None, Any]:
 
 def decode_pod(raw: bytes) -> Pod:
     """One pod's JSON -> its Struct (salvaged field by field if need be)."""
-    pod, _ = _decode_pod(msgspec.Raw(raw), whole=False)
+    try:
+        pod, _ = _decode_pod(msgspec.Raw(raw), whole=False)
+    except RecursionError as e:
+        raise DecodeError(f"pod nested too deeply to decode ({scan_pod_key(raw)})") from e
     if pod is None:
         raise DecodeError(f"not a pod object: {raw[:80]!r}")
     return pod

@@ -93,6 +93,9 @@ class KubeEmulator(LeaseStore):
         self.requests: list[RecordedRequest] = []
         # Fault switches tests flip directly (hang_watches is the store's).
         self.split_chunks = False
+        # Raw bytes put on the wire in place of others in every JSON answer and watch line:
+        # objects no Python encoder can write (nested deeper than its recursion limit).
+        self.wire_substitutions: dict[bytes, bytes] = {}
         self._faults: list[_Fault] = []
         self._denied: dict[tuple[str, str | None, str], int] = {}
         self._server: ThreadingHTTPServer | None = None

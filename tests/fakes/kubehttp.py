@@ -128,8 +128,14 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, code: int, doc: Any) -> None:
+    def _wire(self, doc: Any) -> bytes:
         data = json.dumps(doc).encode()
+        for old, new in self.emu.wire_substitutions.items():
+            data = data.replace(old, new)
+        return data
+
+    def _send_json(self, code: int, doc: Any) -> None:
+        data = self._wire(doc)
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -314,7 +320,7 @@ class Handler(BaseHTTPRequestHandler):
                 if event is None:
                     self._cut()
                     return
-                line = json.dumps(event).encode() + b"\n"
+                line = self._wire(event) + b"\n"
                 if emu.split_chunks and len(line) > 3:
                     third = len(line) // 3
                     for piece in (line[:third], line[third : 2 * third], line[2 * third :]):

@@ -20,6 +20,7 @@ loses the unflushed acks only: those events are sent again by the next start, un
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from servo.models import Event
+from servo.safefile import PRIVATE_DIR, ensure_private_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -47,6 +49,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 # How long a delivered event's id is remembered (a pod's annotation lands within seconds).
 TOMBSTONE_S = 24 * 3600.0
 OUTBOX_FILE = "outbox.db"
+SIDE_FILES = ("-wal", "-shm", "-journal")
 # Group commit of acks: one transaction for up to this many, held at most this long. A commit per
 # ack cost each worker three trips into SQLite (each a GIL release and a wait to get it back).
 ACK_BATCH = 200
@@ -69,7 +72,8 @@ class Outbox:
         self, directory: Path | str, *, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
         self.path = Path(directory) / OUTBOX_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        _private_files(self.path)
         # isolation_level=None: autocommit; each statement below is its own transaction, durable
         # when execute() returns (the default mode adds a BEGIN and a COMMIT round trip to each).
         self._db = sqlite3.connect(
@@ -237,6 +241,16 @@ class Outbox:
         with self._lock:
             self._flush_acks()
             self._db.close()
+
+
+def _private_files(path: Path) -> None:
+    """The database 0600, created without following a link: SQLite gives its -wal and -shm
+    files the database's mode. Side files left by an older start are checked and fixed too."""
+    ensure_private_file(path)
+    for suffix in SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if os.path.lexists(side):
+            ensure_private_file(side)
 
 
 def _loads(text: str) -> Any:

@@ -12,7 +12,6 @@ import datetime as dt
 import ipaddress
 import json
 import logging
-import os
 import ssl
 import threading
 import time
@@ -25,6 +24,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from servo.safefile import write_private_files
 
 logger = logging.getLogger(__name__)
 
@@ -125,15 +126,15 @@ def generate_serving_cert(ca: CertPair, dns_names: list[str], *, now: dt.datetim
     return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def write_pair(pair: CertPair, directory: Path, stem: str) -> tuple[Path, Path]:
-    """Write `<stem>.crt` and `<stem>.key` (0600) into `directory`; return their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    cert_path.write_bytes(pair.cert_pem)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pair.key_pem)
-    return cert_path, key_path
+def write_pair(pair: CertPair, directory: Path, stem: str, *,
+               with_key: bool = True) -> tuple[Path, Path]:  # fmt: skip
+    """Write `<stem>.crt` and (`with_key`) `<stem>.key` into `directory`, 0600 and never
+    through a link (servo/safefile.py); return their paths."""
+    files = {f"{stem}.crt": pair.cert_pem}
+    if with_key:
+        files[f"{stem}.key"] = pair.key_pem
+    write_private_files(directory, files)
+    return directory / f"{stem}.crt", directory / f"{stem}.key"
 
 
 def server_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:

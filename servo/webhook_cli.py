@@ -140,8 +140,7 @@ def _self_generated_tls(wcfg: WebhookConfig, api_client: Any,
     names = service_dns_names(wcfg.service_name, wcfg.service_namespace) + ["localhost"]
     serving = generate_serving_cert(ca, names, now=now, ip_addresses=["127.0.0.1"])
     directory = Path(wcfg.tls_dir)
-    write_pair(ca, directory, "ca")
-    (directory / "ca.key").unlink(missing_ok=True)  # only the certificate is needed later
+    write_pair(ca, directory, "ca", with_key=False)  # the CA's key is not needed again
     cert_path, key_path = write_pair(serving, directory, "tls")
     if not wcfg.patch_ca:
         logger.info("self-generated CA not installed (OPTUNE_WEBHOOK_PATCH_CA=false)",
@@ -226,7 +225,15 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
 
     ca_pem: bytes | None = None
     if self_generated:
-        made = _self_generated_tls(wcfg, api_client, stop)
+        try:
+            made = _self_generated_tls(wcfg, api_client, stop)
+        except OSError as e:
+            print(
+                f"servo webhook: configuration error:\n  - OPTUNE_WEBHOOK_TLS_DIR="
+                f"{wcfg.tls_dir!r}: cannot write the TLS files there ({e})",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
         if made is None:
             return 0 if stop.is_set() else EXIT_FAILED
         cert_path, key_path, ca_pem = made

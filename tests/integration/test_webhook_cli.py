@@ -223,3 +223,21 @@ def test_cli_numbers_and_addresses_out_of_range_exit_2(capsys: pytest.CaptureFix
     assert "OPTUNE_WEBHOOK_PORT='8443.9': expected an integer in 0..65535" in err
     assert "OPTUNE_WEBHOOK_BUDGET='nan'" in err
     assert "--port 70000: expected 0..65535" in err and "--bind 'abc'" in err
+
+
+def test_cli_refuses_a_tls_directory_that_is_a_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "tls").symlink_to(elsewhere)
+    env = {"OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"), "OPTUNE_WEBHOOK_PATCH_CA": "false",
+           "OPTUNE_SIDECAR_STYLE": "native", "OPTUNE_WEBHOOK_PORT": "0",
+           "OPTUNE_METRICS_PORT": "0", "OPTUNE_METRICS_BIND": "127.0.0.1"}  # fmt: skip
+    stop = threading.Event()
+    stop.set()  # were the files written, the webhook would stop at once, with status 0
+    status = run_webhook(_parse("--bind", "127.0.0.1"), env, stop)
+
+    assert status == EXIT_CONFIG
+    assert "OPTUNE_WEBHOOK_TLS_DIR=" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
@@ -74,10 +75,14 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         try:
-            return _ENCODER.encode(doc).decode()
+            text = _ENCODER.encode(doc).decode()
         except (TypeError, ValueError, OverflowError):
             # Keys that are not strings and the like: the stdlib is more forgiving.
             return json.dumps(doc, default=str, separators=(",", ":"))
+        # Valid JSON raw, but line breaks to str.splitlines() and JavaScript readers.
+        if "\u2028" in text or "\u2029" in text:
+            text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+        return text
 
 
 # Anything msgspec cannot encode (an exception, a Path) is written as its str().
@@ -85,17 +90,46 @@ _ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 
 class TextFormatter(logging.Formatter):
-    """`time level logger: msg key=value ...` for people at a terminal."""
+    """`time level logger: msg key=value ...` for people at a terminal.
+
+    Values come from outside (app ids, pod names, errors): control characters in them are
+    escaped, and a value with spaces, quotes or '=' is quoted, so that no value can start a
+    line of its own or pass for another field. Only a traceback spans lines.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = escape_text(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
         fields = extra_fields(record)
         if fields:
-            line += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+            line += " " + " ".join(f"{k}={text_value(v)}" for k, v in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
         return line
+
+
+_BARE = re.compile(r'[^\s"=\\]+')
+
+
+def escape_text(text: str) -> str:
+    """Non-printable characters (newline, CR, ESC, U+2028...) as Python escapes."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def text_value(value: Any) -> str:
+    """One value of a text log line: bare when it is one printable word, else quoted."""
+    text = str(value)
+    if _BARE.fullmatch(text) and text.isprintable():
+        return text
+    return '"' + escape_text(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def configure_logging(*, debug: int, fmt: str, stream: Any = None) -> None:

@@ -54,6 +54,8 @@ TOKEN_FILE_RECHECK_S = 60.0
 REFRESH_FRACTION = 0.1
 # ...or less than this many seconds, whichever comes first.
 REFRESH_MARGIN_S = 300.0
+# Claims beyond this (year 5000) are nonsense, not times: the token is treated as without them.
+MAX_EPOCH_S = 95_617_584_000
 # A token without a readable `exp` claim: run the command again after this long.
 UNKNOWN_EXPIRY_REFRESH_S = 300.0
 # After a failed refresh while the cached token is still valid, wait this long before retrying.
@@ -357,7 +359,9 @@ def jwt_times(token: str) -> tuple[float | None, float | None]:
 
 
 def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    """A claim's epoch seconds, when it is a finite time this side of year 5000 (json.loads
+    takes NaN, Infinity and 400-digit integers; float() of the last raises)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < MAX_EPOCH_S:
         return float(value)
     return None
 

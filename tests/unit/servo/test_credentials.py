@@ -89,6 +89,12 @@ def test_jwt_times_reads_exp_and_iat_without_checking_the_signature() -> None:
     assert jwt_times(make_jwt({"sub": "x"})) == (None, None)
 
 
+@pytest.mark.parametrize("claim", ["NaN", "Infinity", "-Infinity", "1e400", "9" * 400, "-5"])
+def test_jwt_times_out_of_range_are_none(claim: str) -> None:
+    payload = base64.urlsafe_b64encode(f'{{"exp": {claim}, "iat": {claim}}}'.encode()).decode()
+    assert jwt_times("e30." + payload.rstrip("=") + ".sig") == (None, None)
+
+
 @pytest.mark.parametrize(
     "token", ["opaque", "a.b", "a.!!!.c", "a." + "W10" + ".c", "a.bm90IGpzb24.c"]
 )

@@ -25,6 +25,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from servo.settings import LEADER_LEASE, LEADER_RETRY
+
 logger = logging.getLogger(__name__)
 
 
@@ -56,6 +58,13 @@ def decide(state: LeaseState | None, me: str, now_s: float, lease_s: float) -> A
     return Action.WAIT
 
 
+def lease_transitions(value: object) -> int:
+    """leaseTransitions as written by whoever held the lease: an int32, else counted from 0."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31:
+        return value
+    return 0
+
+
 def micro_time(at: datetime) -> str:
     """MicroTime as the API server requires it: always six decimals."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -67,9 +76,9 @@ class LeaderConfig:
     name: str
     identity: str
     # Seconds without a renewal after which the lease is free: the takeover time.
-    lease_s: float = 10.0
+    lease_s: float = LEADER_LEASE.default
     # How often the holder renews and the others look.
-    retry_s: float = 2.0
+    retry_s: float = LEADER_RETRY.default
 
 
 class LeaderElector:
@@ -136,7 +145,7 @@ class LeaderElector:
         self._state = LeaseState(
             holder=holder,
             resource_version=rv,
-            transitions=int(spec.get("leaseTransitions") or 0),
+            transitions=lease_transitions(spec.get("leaseTransitions")),
             observed_change_s=now if changed else self._state.observed_change_s,  # type: ignore[union-attr]
         )
 

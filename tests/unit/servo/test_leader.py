@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from servo.leader import Action, LeaseState, decide, micro_time
+from servo.leader import Action, LeaseState, decide, lease_transitions, micro_time
 
 
 def state(holder: str, seen_s: float) -> LeaseState:
@@ -28,3 +28,11 @@ def test_decide(lease: LeaseState | None, now: float, expected: Action) -> None:
 def test_micro_time_always_has_six_decimals() -> None:
     assert micro_time(datetime(2026, 11, 25, 10, 0, 0, tzinfo=UTC)) == "2026-11-25T10:00:00.000000Z"
     assert micro_time(datetime(2026, 11, 25, 10, 0, 0, 1234, tzinfo=UTC)).endswith(".001234Z")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(3, 3), (0, 0), (None, 0), ("abc", 0), (1e400, 0), (-1, 0), (2**31, 0), (True, 0), (2.5, 0)],
+)
+def test_lease_transitions_from_someone_elses_lease(value: object, expected: int) -> None:
+    assert lease_transitions(value) == expected

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from servo.httpserve import BodyHandler
-from servo.webhook_config import MAX_BODY_BYTES
+from servo.settings import WEBHOOK_PORT
+from servo.webhook_config import DEFAULT_BIND, MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from servo.webhook import Admitter
@@ -97,8 +98,8 @@ class WebhookServer:
 
     admitter: Admitter
     ssl_context: ssl.SSLContext
-    bind: str = "0.0.0.0"  # noqa: S104
-    port: int = 8443
+    bind: str = DEFAULT_BIND
+    port: int = WEBHOOK_PORT.default
     path: str = "/mutate"
     # Called before each accepted connection is wrapped (certificate reload).
     before_accept: Callable[[], None] | None = None

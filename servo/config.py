@@ -12,11 +12,11 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from servo import settings as S
 from servo.appid import AppIdQuery, parse_app_id_query
-from servo.envread import EnvReader, is_dns_label, is_ip_address
+from servo.envread import EnvReader, is_dns_label, is_http_url, is_ip_address
 from servo.errors import ConfigError
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
@@ -310,8 +310,7 @@ def _check_url(env: EnvReader) -> str | None:
     if unknown:
         names = ", ".join("{" + f + "}" for f in unknown)
         env.problems.append(f"OPTUNE_URL={url!r}: unknown placeholder {names}; {expected}")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if not is_http_url(url):
         env.problems.append(f"OPTUNE_URL={url!r}: {expected}")
     elif "app_id" not in fields:
         env.problems.append(

@@ -9,6 +9,7 @@ import ipaddress
 import math
 import string
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 from servo.settings import N, Setting
 
@@ -85,6 +86,17 @@ class EnvReader:
             self.problems.append(f"{name}={raw[:80]!r}: expected {what}")
             return default
         return raw
+
+
+def is_http_url(url: str) -> bool:
+    """http(s)://host[:port]... with a host and a port in range (urlsplit raises for some
+    malformed URLs, such as an unclosed IPv6 bracket, and .port for a port out of range)."""
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port_ok
 
 
 def is_ip_address(text: str) -> bool:

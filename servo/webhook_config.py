@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from servo import settings as S
-from servo.envread import EnvReader
+from servo.envread import EnvReader, is_http_url
 from servo.errors import ConfigError
 from servo.mutate import NATIVE_SIDECAR_SINCE, Ranges, parse_k8s_version
 
@@ -90,7 +89,7 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
         if version is None:
             problems.append(f"OPTUNE_K8S_VERSION={raw_version!r}: expected 1.28, v1.30.2, ...")
     stats_url = text("OPTUNE_STATS_SERVICE_URL") or DEFAULT_STATS_URL
-    if urlsplit(stats_url).scheme not in ("http", "https") or not urlsplit(stats_url).netloc:
+    if not is_http_url(stats_url):
         problems.append(f"OPTUNE_STATS_SERVICE_URL={stats_url!r}: expected http(s)://host:port/")
     cfg = WebhookConfig(
         port=env.setting(S.WEBHOOK_PORT),

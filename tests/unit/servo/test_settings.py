@@ -166,3 +166,14 @@ def test_markdown_table_has_one_row_per_setting() -> None:
     rows = table.splitlines()[2:]
     assert len(rows) == len(S.SERVO_SETTINGS) + len(S.WEBHOOK_SETTINGS)
     assert "| `OPTUNE_SEND_WORKERS` | integer | 1 .. 64 | 4 |" in table
+
+
+@pytest.mark.parametrize(
+    "url", ["http://h:99999/{app_id}", "http://[::1/{app_id}", "http://:80/{app_id}",
+            "http://h:abc/{app_id}", "http://h:0/{app_id}"],
+)  # fmt: skip
+def test_urls_with_a_bad_host_or_port_are_refused_at_load(url: str) -> None:
+    assert [p for p in servo_problems({"OPTUNE_URL": url}) if p.startswith("OPTUNE_URL=")]
+    service = url.replace("{app_id}", "")
+    found = webhook_problems({"OPTUNE_STATS_SERVICE_URL": service})
+    assert [p for p in found if p.startswith("OPTUNE_STATS_SERVICE_URL=")]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 class _CountingReader(io.BufferedIOBase):
@@ -58,6 +61,8 @@ class BodyHandler(BaseHTTPRequestHandler):
     timeout = 10
     _reader: _CountingReader
     _body_starts_at = 0
+    _answered = False
+    path = ""
 
     def setup(self) -> None:
         super().setup()
@@ -67,7 +72,28 @@ class BodyHandler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         ok = super().parse_request()
         self._body_starts_at = self._reader.count
+        self._answered = False
         return ok
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._answered = True
+        super().send_response(code, message)
+
+    def handle_one_request(self) -> None:
+        """One request; whatever a route raises, the client gets a 500 (if nothing was sent
+        yet) and the connection is closed: no traceback on stderr, no request left unanswered."""
+        try:
+            super().handle_one_request()
+        except OSError:
+            self.close_connection = True  # the client went away: nobody to answer
+        except Exception:  # noqa: BLE001 - one bad request never stops the server
+            logger.exception("request failed", extra={"path": (self.path or "")[:200]})
+            self.close_connection = True
+            if not self._answered:
+                try:
+                    self.send_json(500, {"error": "internal error"})
+                except OSError:
+                    pass
 
     def body_unread(self) -> bool:
         """Part of this request's body is still on the connection (or its length unknown)."""

@@ -93,3 +93,26 @@ def test_webhook_keeps_alive_after_a_review_whose_body_it_read(
         data = responses_until_close(sock)
 
     assert data.count(b"HTTP/1.1 200") == 2 and b'"uid": "u-1"' in data
+
+
+class BrokenCollector:
+    def collect(self) -> Iterator[object]:
+        raise RuntimeError("a collector that fails")
+
+
+def test_a_route_that_raises_gets_a_500_and_the_server_goes_on() -> None:
+    registry = CollectorRegistry()
+    registry.register(BrokenCollector())  # type: ignore[arg-type]
+    server = OpsServer(registry, health=lambda: (True, {}), ready=lambda: (True, {}),
+                       bind="127.0.0.1", port=0)  # fmt: skip
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(request("GET", "/metrics"))
+            data = responses_until_close(sock)
+        assert data.startswith(b"HTTP/1.1 500") and b'"internal error"' in data
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(LAST)
+            assert responses_until_close(sock).startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop()

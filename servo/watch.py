@@ -111,6 +111,10 @@ class PodWatch:
                 self.resource_version = None
             except KubeError as e:
                 self._on_error(e)
+            except Exception as e:  # noqa: BLE001 - the watch thread must outlive any bug
+                logger.exception("watch failed unexpectedly, will retry",
+                                 extra={"namespace": self.scope})  # fmt: skip
+                self._on_error(KubeError(0, type(e).__name__, str(e)[:500]))
 
     def _list(self) -> Iterator[WatchEvent]:
         items: list[WatchLine] = []

@@ -1,12 +1,14 @@
 """A pod nested deeper than the decoder follows, served by the API emulator to the real watch
 loop (official client): that pod is skipped with an ERROR naming it, in a watch event and in
-a list alike, and the watch goes on with the next pod."""
+a list alike, and the watch goes on with the next pod. An unexpected error in a call is logged
+and retried, never the end of the watch thread."""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -74,3 +76,29 @@ def test_a_listed_pod_too_deep_is_skipped_and_the_rest_is_listed(
     assert skipped(caplog, "listed pod skipped: nested too deeply to decode") == ["default/deep-2"]
     emu.create_pod(job_pod("after-2", uid="uid-after-2"))
     assert next(events).pod.metadata.name == "after-2"
+
+
+class FailsOnce(KubeClient):
+    """The real client, with a bug in its first list: the watch must survive it."""
+
+    failed = False
+
+    def list_pods(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("a bug nobody expected")
+        return super().list_pods(*args, **kwargs)
+
+
+def test_an_unexpected_error_is_logged_and_the_watch_retries(
+    emu: KubeEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    emu.create_pod(job_pod("p-1", uid="uid-p-1"))
+    stop = threading.Event()
+    cfg = WatchConfig(namespaces=("default",), timeout_s=60, idle_timeout_s=10, max_backoff_s=0)
+    events = PodWatch(FailsOnce(emu.api_client()), "default", cfg, stop).events()
+    try:
+        assert next(events).pod.metadata.name == "p-1"
+    finally:
+        stop.set()
+    assert [r for r in caplog.records if r.getMessage() == "watch failed unexpectedly, will retry"]

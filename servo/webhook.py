@@ -91,12 +91,15 @@ INTERNAL_ERROR_WARNING = "servo webhook: internal error; pod admitted unchanged"
 
 
 class BadReviewError(ValueError):
-    """Not an AdmissionReview we can act on; `uid` is echoed when the body had one."""
+    """Not an AdmissionReview we can act on; `uid` is echoed when the body had one.
+    `review`: False when the body is no review at all (not a JSON object with a request)."""
 
-    def __init__(self, message: str, *, uid: str = "", api_version: str = API_VERSIONS[0]):
+    def __init__(self, message: str, *, uid: str = "", api_version: str = API_VERSIONS[0],
+                 review: bool = True) -> None:  # fmt: skip
         super().__init__(message)
         self.uid = uid
         self.api_version = api_version
+        self.review = review
 
 
 def parse_review(raw: bytes) -> Review:
@@ -104,19 +107,19 @@ def parse_review(raw: bytes) -> Review:
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise BadReviewError(f"body is not JSON: {e}") from e
+        raise BadReviewError(f"body is not JSON: {e}", review=False) from e
     except RecursionError as e:
         # JSON nested deeper than Python's recursion limit (the API server allows more).
         seen_uid, seen_version = scan_review_ids(raw)
         raise BadReviewError("body nested too deeply to decode", uid=seen_uid,
                              api_version=seen_version) from e  # fmt: skip
-    if not isinstance(doc, dict):
-        raise BadReviewError("body is not a JSON object")
+    if not isinstance(doc, dict) or not isinstance(doc.get("request"), dict):
+        raise BadReviewError("body is not an AdmissionReview (no request)", review=False)
     api_version = doc.get("apiVersion")
     api_version = api_version if api_version in API_VERSIONS else API_VERSIONS[0]
-    request = doc.get("request")
-    uid = request.get("uid") if isinstance(request, dict) else None
-    if not isinstance(request, dict) or not isinstance(uid, str) or not uid:
+    request = doc["request"]
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
         raise BadReviewError("no request.uid", api_version=api_version)
     if doc.get("kind") != "AdmissionReview":
         raise BadReviewError(f"kind {doc.get('kind')!r} is not AdmissionReview", uid=uid,
@@ -296,38 +299,47 @@ class Admitter:
         self.metrics = metrics
 
     def review(self, raw: bytes) -> dict[str, Any]:
-        """The answer to one review body; never raises, never rejects."""
+        """The answer to one review body (see `answer`)."""
+        return self.answer(raw)[1]
+
+    def answer(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """(HTTP status, body) for one request body; never raises, never rejects a pod: 200
+        with an AdmissionReview answer (allowed, a warning when something went wrong), or 400
+        when the body is no review at all."""
         started = time.monotonic()
         try:
-            answer, result = self._answer(raw)
+            status, answer, result = self._answer(raw)
         except Exception:  # noqa: BLE001 - the pod is let through whatever went wrong
             uid, api_version = scan_review_ids(raw)
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": uid})
             answer = review_response(uid=uid, api_version=api_version,
                                      warnings=[INTERNAL_ERROR_WARNING])  # fmt: skip
-            result = "failed"
+            status, result = 200, "failed"
         try:
             if self.metrics is not None:
                 self.metrics.reviewed(result, time.monotonic() - started)
         except Exception:  # noqa: BLE001 - a metrics failure must not cost the answer
             logger.exception("webhook metrics failed", extra={"result": result})
-        return answer
+        return status, answer
 
-    def _answer(self, raw: bytes) -> tuple[dict[str, Any], str]:
+    def _answer(self, raw: bytes) -> tuple[int, dict[str, Any], str]:
         try:
             review = parse_review(raw)
         except BadReviewError as e:
             logger.warning("malformed admission review", extra={"error": str(e), "uid": e.uid})
-            return review_response(uid=e.uid, api_version=e.api_version,
-                                   warnings=[f"servo webhook: {e}"[:120]]), "malformed"  # fmt: skip
+            if not e.review:
+                return 400, {"error": f"{e}"[:200]}, "malformed"
+            warning = f"servo webhook: {e}"[:120]
+            answer = review_response(uid=e.uid, api_version=e.api_version, warnings=[warning])
+            return 200, answer, "malformed"
         try:
             ops, result = self.ops_for(review)
-            return review_response(uid=review.uid, api_version=review.api_version,
-                                   ops=ops), result  # fmt: skip
+            return 200, review_response(uid=review.uid, api_version=review.api_version,
+                                        ops=ops), result  # fmt: skip
         except Exception:  # noqa: BLE001 - deep JSON, odd fields: the pod goes through unchanged
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": review.uid})
-        return review_response(uid=review.uid, api_version=review.api_version,
-                               warnings=[INTERNAL_ERROR_WARNING]), "failed"  # fmt: skip
+        return 200, review_response(uid=review.uid, api_version=review.api_version,
+                                    warnings=[INTERNAL_ERROR_WARNING]), "failed"  # fmt: skip
 
     def ops_for(self, review: Review) -> tuple[list[Any], str]:
         """The JSON Patch for a review (the monitor and the backend's adjustment, or []) and

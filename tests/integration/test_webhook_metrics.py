@@ -66,7 +66,7 @@ def test_reviews_are_counted_by_what_the_answer_did() -> None:
     ]
     for body in bodies:
         hook.review(json.dumps(body).encode())
-    hook.review(b"not json")  # malformed
+    assert hook.answer(b"not json")[0] == 400  # malformed
     got = {r: count(metrics, "servo_webhook_reviews_total", result=r) for r in REVIEW_RESULTS}
     assert got == {"patched": 2, "unchanged": 1, "not-a-job": 1, "not-watched": 1,
                    "skipped": 2, "malformed": 1, "failed": 0}  # fmt: skip

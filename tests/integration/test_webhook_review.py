@@ -12,6 +12,7 @@ from typing import Any
 import jsonpatch
 import kubernetes_validate
 import pytest
+import requests
 
 from tests.fakes.backend import RecordingBackend
 from tests.integration.webhookkit import (
@@ -149,11 +150,26 @@ def test_dry_run_injects_but_asks_the_backend_nothing(
 
 
 @pytest.mark.parametrize(
+    "body", [b"not json", b"[]", b'{"kind": "AdmissionReview"}', b'{"request": 3}', b"\xff"]
+)
+def test_a_body_that_is_no_review_at_all_is_a_400(
+    start_hook: Callable[..., Hook], body: bytes
+) -> None:
+    hook = start_hook(exchange=False)
+    resp = requests.post(hook.url, data=body, verify=str(hook.ca), timeout=10)
+
+    assert resp.status_code == 400 and "error" in resp.json()
+
+
+@pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", json.dumps({"kind": "AdmissionReview", "request": {}}).encode()],
+    [
+        {"kind": "AdmissionReview", "request": {}},
+        {"kind": "AdmissionReview", "request": {"uid": 7}},
+    ],
 )
 def test_malformed_review_is_allowed_with_a_warning(
-    start_hook: Callable[..., Hook], body: bytes
+    start_hook: Callable[..., Hook], body: dict[str, Any]
 ) -> None:
     answer = start_hook(exchange=False).post(body)
 

@@ -245,7 +245,7 @@ class Outbox:
 
 def _private_files(path: Path) -> None:
     """The database 0600, created without following a link: SQLite gives its -wal and -shm
-    files the database's mode. Side files left by an older start are checked and fixed too."""
+    files the database's mode. Side files left by an older start are checked and set too."""
     ensure_private_file(path)
     for suffix in SIDE_FILES:
         side = path.with_name(path.name + suffix)

@@ -11,7 +11,7 @@ import string
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
-from servo.settings import N, Setting
+from servo.settings import N, Setting, plain_number
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -54,7 +54,7 @@ class EnvReader:
         if raw is None:
             return default
         kind = "an integer" if convert is int else "a number"
-        expected = f"expected {kind} in {minimum:g}..{maximum:g}"
+        expected = f"expected {kind} in {plain_number(minimum)}..{plain_number(maximum)}"
         try:
             value = convert(raw)
         except (ValueError, OverflowError):

@@ -99,12 +99,13 @@ def markdown_table(settings: Iterable[Setting[int] | Setting[float]]) -> str:
     lines = ["| Variable | Type | Range | Default | Why |", "|---|---|---|---|---|"]
     for s in settings:
         kind = "integer" if s.kind is int else "seconds" if s.name.endswith(_SECONDS) else "number"
-        lines.append(f"| `{s.name}` | {kind} | {_num(s.minimum)} .. {_num(s.maximum)} "
-                     f"| {_num(s.default)} | {s.why} |")  # fmt: skip
+        low, high, default = (plain_number(v) for v in (s.minimum, s.maximum, s.default))
+        lines.append(f"| `{s.name}` | {kind} | {low} .. {high} | {default} | {s.why} |")
     return "\n".join(lines) + "\n"
 
 
-def _num(value: float) -> str:
+def plain_number(value: float) -> str:
+    """1000000, not 1e+06; 0.1 as 0.1."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 

@@ -4,6 +4,7 @@ every address and Kubernetes name is checked at load, and all problems come back
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,9 @@ def test_urls_with_a_bad_host_or_port_are_refused_at_load(url: str) -> None:
     service = url.replace("{app_id}", "")
     found = webhook_problems({"OPTUNE_STATS_SERVICE_URL": service})
     assert [p for p in found if p.startswith("OPTUNE_STATS_SERVICE_URL=")]
+
+
+def test_readme_quotes_the_settings_tables_as_printed() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    assert S.markdown_table(S.SERVO_SETTINGS) in readme
+    assert S.markdown_table(S.WEBHOOK_SETTINGS) in readme

@@ -102,7 +102,7 @@ def format_table(summaries: Sequence[JobSummary]) -> str:
 
 def format_report(summaries: Sequence[JobSummary], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(as_rows(summaries), indent=2) + "\n"
+        return json.dumps(as_rows(summaries), indent=2, allow_nan=False) + "\n"
     if fmt == "csv":
         rows = as_rows(summaries)
         out = io.StringIO()

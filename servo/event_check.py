@@ -16,7 +16,7 @@ from typing import Any
 # Seconds of one run: a year is far beyond any batch job and far below float trouble.
 MAX_SECONDS = 366 * 86400.0
 # Bytes: what a signed 64-bit counter (the kernel's, Kubernetes') can hold.
-MAX_BYTES = float(2**63 - 1)
+MAX_BYTES = 2**63 - 1  # an int: compared exactly, with ints and floats alike
 # Any other unit (a rate such as "1/s", a count): finite and at most this far from zero.
 MAX_OTHER = 1e15
 SECOND_UNITS = frozenset({"s"})
@@ -30,12 +30,12 @@ MAX_ANNOTATION_CHARS = 4096
 MAX_MESSAGE_CHARS = 4096
 
 
-def bounds_of(unit: str) -> tuple[float, float]:
+def bounds_of(unit: str) -> tuple[float, int | float]:
     """The physical range of a value in `unit`."""
     if unit in SECOND_UNITS:
         return 0.0, MAX_SECONDS
     if unit in BYTE_UNITS:
-        return 0.0, MAX_BYTES
+        return 0, MAX_BYTES
     return -MAX_OTHER, MAX_OTHER
 
 

@@ -41,6 +41,30 @@ def measurement(uid: str, duration: Any = 10, **annotations: Any) -> dict[str, A
     return {"id": f"{uid}:MEASUREMENT", "event": "MEASUREMENT", "param": param}
 
 
+HUGE = 10**4000 - 1  # 4,000 digits: float() of it overflows
+
+# Rows for raw_insert that no check let through: impossible figures, bodies that are not JSON
+# (or not objects), times and app ids of the wrong type.
+GARBAGE: list[dict[str, Any]] = [
+    {"body": json.dumps(measurement("g1", HUGE))},
+    {"body": '{"event": "MEASUREMENT", "param": {"metrics": {"duration": {"value": NaN}}}}'},
+    {"body": '{"event": "MEASUREMENT", "param": {"metrics": {"cpu_time": {"value": Infinity}}}}'},
+    {"body": "not json at all"},
+    {"body": "[" * 100_000},
+    {"body": b"\xff\xfe binary"},
+    {"body": '{"event": "MEASUREMENT", "param": [1, 2]}'},
+    {"body": '{"event": "MEASUREMENT", "param": {"metrics": [], "annotations": "x"}}'},
+    {"body": json.dumps(measurement("g2", -5))},
+    {"body": json.dumps(measurement("g3")), "received_at": "yesterday"},
+    {"body": json.dumps(measurement("g4")), "received_at": 1e300},
+    {"body": json.dumps(measurement("g5")), "received_at": -1},
+    {"body": json.dumps(measurement("g6")), "app_id": b"\xff\x00blob"},
+    {"body": json.dumps(measurement("g7")), "app_id": 12345},
+    {"body": json.dumps({**measurement("g8"), "param": {"status": "failed", "message": [1]}})},
+    {"body": json.dumps(measurement("g9", exitcode=HUGE))},
+]
+
+
 def _no_constant(name: str) -> Any:
     raise AssertionError(f"{name} in JSON output")
 

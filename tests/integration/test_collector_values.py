@@ -16,6 +16,8 @@ from servo.__main__ import main
 from servo.collector import Collector
 from servo.store import EventStore
 from tests.integration.collectorkit import (
+    GARBAGE,
+    HUGE,
     TOKEN,
     get_json,
     measurement,
@@ -24,7 +26,6 @@ from tests.integration.collectorkit import (
     strict_loads,
 )
 
-HUGE = 10**4000 - 1  # 4,000 digits: float() of it overflows
 MIB = 1024 * 1024
 
 
@@ -116,26 +117,6 @@ def test_annotations_are_short_strings(collector: Collector) -> None:
     kept = e.body["param"]["annotations"]
     assert len(kept) == 64 and all(isinstance(v, str) for v in kept.values())
     assert kept["uid"] == "u1"
-
-
-GARBAGE: list[dict[str, Any]] = [
-    {"body": json.dumps(with_metrics("g1", duration={"value": HUGE, "unit": "s"}))},
-    {"body": '{"event": "MEASUREMENT", "param": {"metrics": {"duration": {"value": NaN}}}}'},
-    {"body": '{"event": "MEASUREMENT", "param": {"metrics": {"cpu_time": {"value": Infinity}}}}'},
-    {"body": "not json at all"},
-    {"body": "[" * 100_000},
-    {"body": b"\xff\xfe binary"},
-    {"body": '{"event": "MEASUREMENT", "param": [1, 2]}'},
-    {"body": '{"event": "MEASUREMENT", "param": {"metrics": [], "annotations": "x"}}'},
-    {"body": json.dumps(with_metrics("g2", max_memory={"value": -5, "unit": "B"}))},
-    {"body": json.dumps(measurement("g3")), "received_at": "yesterday"},
-    {"body": json.dumps(measurement("g4")), "received_at": 1e300},
-    {"body": json.dumps(measurement("g5")), "received_at": -1},
-    {"body": json.dumps(measurement("g6")), "app_id": b"\xff\x00blob"},
-    {"body": json.dumps(measurement("g7")), "app_id": 12345},
-    {"body": json.dumps({**measurement("g8"), "param": {"status": "failed", "message": [1]}})},
-    {"body": json.dumps(measurement("g9", exitcode=HUGE))},
-]
 
 
 def test_any_stored_row_leaves_api_and_report_answering(collector: Collector, db: Path,

@@ -166,10 +166,12 @@ class Collector:
     grants: tuple[TokenGrant, ...] = field(default=(), init=False)
     _server: BackgroundServer | None = None
 
+    def __post_init__(self) -> None:
+        self.grants = grants_of(self.tokens)
+
     def start(self) -> Collector:
         """Listen; ValueError when the bind rule forbids the address."""
         owner = self
-        self.grants = grants_of(self.tokens)
         problem = bind_problem(self.bind, has_tokens=bool(self.grants), open_=self.is_open)
         if problem:
             raise ValueError(problem)

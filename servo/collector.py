@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 # Largest event kept, as stored JSON: a servo's MEASUREMENT is about 1 KiB.
 MAX_EVENT_BYTES = 64 * 1024
+# Longest account or app id taken from a URL: app ids come from pod env values, usually short.
+MAX_NAME_CHARS = 1024
 DEFAULT_ANSWER: Mapping[str, Any] = {"cmd": "MEASURE", "param": {}}
 EVENTS = frozenset(
     {"HELLO", "GOODBYE", "WHATS_NEXT", "DESCRIPTION", "ADJUSTMENT", "MEASUREMENT", "DIAG"}
@@ -83,6 +85,8 @@ def route_of(path: str) -> tuple[str, str] | None:
 def parse_post(account: str, app_id: str, raw: bytes, idempotency_key: str | None, *,
                max_event_bytes: int = MAX_EVENT_BYTES) -> Post:  # fmt: skip
     """PURE: check a protocol body; raise BadRequest naming what is wrong."""
+    if len(account) > MAX_NAME_CHARS or len(app_id) > MAX_NAME_CHARS:
+        raise BadRequest(f"account and app id: at most {MAX_NAME_CHARS} characters each")
     try:
         doc = json.loads(raw, parse_constant=_null_constant)
     except (ValueError, UnicodeDecodeError) as e:

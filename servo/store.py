@@ -42,7 +42,9 @@ CREATE TABLE events (
 );
 """
 INDEXES = """
-CREATE INDEX IF NOT EXISTS events_by_app ON events (app_id, event, received_at);
+-- Serves the readers (by app id and event) and covers the retention's per-application
+-- counts, sums and oldest-first order without reading a body.
+CREATE INDEX IF NOT EXISTS events_by_app ON events (app_id, event, account, received_at, size);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at);
 """
 MIGRATE_V1 = """

@@ -53,12 +53,14 @@ def _delete_beyond(db: sqlite3.Connection, where: str, args: tuple[object, ...],
 def _prune_app(db: sqlite3.Connection, r: Retention, account: str, app_id: str) -> int:
     deleted = 0
     app = "app_id = ? AND account = ?"
-    kinds = db.execute(f"SELECT DISTINCT event FROM events WHERE {app}", (app_id, account))
-    for (event,) in kinds.fetchall():
+    kinds = db.execute(f"SELECT event, COUNT(*) FROM events WHERE {app} GROUP BY event",
+                       (app_id, account)).fetchall()  # fmt: skip
+    for event, count in kinds:
+        if count <= r.max_runs:
+            continue
         deleted += db.execute(
             "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-            f" WHERE {app} AND event = ? ORDER BY received_at DESC, seq DESC"
-            " LIMIT -1 OFFSET ?)",
+            f" WHERE {app} AND event = ? ORDER BY received_at DESC LIMIT -1 OFFSET ?)",
             (app_id, account, event, r.max_runs),
         ).rowcount
     return deleted + _delete_beyond(db, app, (app_id, account), r.max_app_bytes)

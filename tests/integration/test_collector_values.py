@@ -152,3 +152,10 @@ def test_thirty_posts_of_a_mib_do_not_grow_the_file(collector: Collector, db: Pa
         r = post(collector, body)
         assert r.status_code == (413 if event == "DIAG" else 200), r.text
     assert size() - before < MIB
+
+
+def test_an_app_id_is_at_most_1024_characters(collector: Collector) -> None:
+    assert post(collector, measurement("u1"), app="a" * 1024).status_code == 200
+    r = post(collector, measurement("u2"), app="a" * 1025)
+    assert r.status_code == 400 and "app id" in r.json()["error"]
+    assert collector.store.count() == 1

@@ -67,8 +67,9 @@ def collector_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
     grants = _tokens(args, environ, problems)
     responses = _responses(args, environ, problems)
     bind = _setting(args, "bind", environ, "COLLECTOR_BIND")
+    name = "--bind" if args.bind is not None else "COLLECTOR_BIND"
     bind = bind or ("0.0.0.0" if grants or is_open else "127.0.0.1")  # noqa: S104
-    if problem := bind_problem(bind, has_tokens=bool(grants), open_=is_open):
+    if problem := bind_problem(bind, has_tokens=bool(grants), open_=is_open, name=name):
         problems.append(problem)
     check_or_raise(problems)
     retention = Retention(max_age_s=limits["retention_days"] * 86400.0,

@@ -87,11 +87,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind_problem(bind: str, *, has_tokens: bool, open_: bool) -> str | None:
-    """Why the collector may not listen on `bind`, or None."""
+def _is_address(host: str) -> bool:
+    """An IP address, or a host name of dot-separated labels of letters, digits and '-'."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.split(".")
+    return 0 < len(host) <= 253 and all(
+        0 < len(label) <= 63 and label.replace("-", "").isalnum() and label.isascii()
+        for label in labels
+    )
+
+
+def bind_problem(bind: str, *, has_tokens: bool, open_: bool, name: str = "--bind") -> str | None:
+    """Why the collector may not listen on `bind` (given as `name`), or None."""
+    if not _is_address(bind):
+        return f"{name}={bind[:80]!r}: expected an IP address or a host name"
     if has_tokens or open_ or is_loopback(bind):
         return None
-    return (f"--bind {bind}: without tokens (COLLECTOR_TOKENS or --tokens-file) the collector"
+    return (f"{name}={bind!r}: without tokens (COLLECTOR_TOKENS or --tokens-file) the collector"
             " takes writes from anyone who reaches it; configure tokens, bind 127.0.0.1, or"
             " declare it open with --open (COLLECTOR_OPEN=true)")  # fmt: skip
 

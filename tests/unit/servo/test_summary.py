@@ -116,3 +116,9 @@ def test_since_and_bytes() -> None:
     with pytest.raises(ValueError, match="--since"):
         parse_since("yesterday", now_s=0)
     assert human_bytes(512) == "512 B" and human_bytes(3 * 2**30) == "3.0 GiB"
+
+
+@pytest.mark.parametrize("text", ["101y", "36600d", "9" * 400 + "d"])
+def test_since_beyond_any_history_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="--since"):
+        parse_since(text, now_s=1e9)

@@ -10,7 +10,6 @@ import sqlite3
 import sys
 import threading
 from collections.abc import Sequence
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -74,23 +73,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_collector_parser(sub: Any) -> None:
+    from servo.collector_settings import LIMITS
+
+    # Every default is None: the environment is read by cmd_collector alone, when the command
+    # runs, so that a bad COLLECTOR_* value never breaks another command (or --version).
     p = sub.add_parser(
         "collector",
         help="the bundled backend: store every event in SQLite, serve the jobs page",
         description="Receive protocol events from servos (and `servo measure`), store them in "
         "SQLite, answer WHATS_NEXT, and serve a page of jobs and their histories at /.",
     )
-    p.add_argument("--bind", default=os.environ.get("COLLECTOR_BIND", "0.0.0.0"))  # noqa: S104
-    p.add_argument("--port", type=int, default=int(os.environ.get("COLLECTOR_PORT", "8090")))
+    p.add_argument("--bind", default=None, help="address to listen on (env COLLECTOR_BIND; "
+                   "default 0.0.0.0 with tokens or --open, else 127.0.0.1)")  # fmt: skip
+    p.add_argument("--open", action="store_true", default=False,
+                   help="without tokens, take writes from anyone who reaches the address "
+                   "(env COLLECTOR_OPEN=true)")  # fmt: skip
+    for limit in LIMITS:
+        p.add_argument(limit.flag, default=None, metavar="N",
+                       help=f"{limit.help} (env {limit.env}; {limit.lo}..{limit.hi}, "
+                       f"default {limit.default})")  # fmt: skip
     p.add_argument("--db", default=None, help="SQLite file (default: $SERVO_DB or "
                    "~/.local/share/servo/servo.db)")  # fmt: skip
-    p.add_argument("--tokens-file", default=os.environ.get("COLLECTOR_TOKENS_FILE"),
-                   help="file of accepted bearer tokens, one per line (also: env "
-                   "COLLECTOR_TOKENS, comma-separated); none: accept any request")  # fmt: skip
+    p.add_argument("--tokens-file", default=None,
+                   help="file of accepted bearer tokens, one per line: TOKEN (any account) or "
+                   "ACCOUNT:TOKEN (env COLLECTOR_TOKENS_FILE; also COLLECTOR_TOKENS, "
+                   "comma-separated)")  # fmt: skip
     p.add_argument(
         "--responses",
-        default=os.environ.get("COLLECTOR_RESPONSES"),
-        help='JSON file of WHATS_NEXT answers: {"<app id>" or "*": {"cmd", "param"}}',
+        default=None,
+        help='JSON file of WHATS_NEXT answers: {"<app id>" or "*": {"cmd", "param"}} '
+        "(env COLLECTOR_RESPONSES)",
     )
     p.add_argument("--log-format", choices=("json", "text"), default="text")
 
@@ -112,45 +124,30 @@ def add_report_parser(sub: Any) -> None:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from servo.collector import Collector, load_responses
+    from servo.collector_cli import collector_from_args
     from servo.logs import configure_logging
-    from servo.store import EventStore, default_db_path
 
-    configure_logging(debug=0, fmt=args.log_format)
-    problems = []
-    tokens = {t.strip() for t in os.environ.get("COLLECTOR_TOKENS", "").split(",") if t.strip()}
-    if args.tokens_file:
-        try:
-            lines = Path(args.tokens_file).read_text(encoding="utf-8").splitlines()
-            tokens |= {t.strip() for t in lines if t.strip()}
-        except OSError as e:
-            problems.append(f"--tokens-file {args.tokens_file}: {e}")
-    responses: dict[str, Any] = {}
-    if args.responses:
-        try:
-            responses = load_responses(Path(args.responses).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            problems.append(f"--responses {args.responses}: {e}")
-    if not 0 <= args.port <= 65535:
-        problems.append(f"--port {args.port}: expected 0..65535")
-    if problems:
-        print_config_error(ConfigError(problems))
+    try:
+        collector = collector_from_args(args, os.environ)
+    except ConfigError as e:
+        print_config_error(e)
         return EXIT_CONFIG
-    store = EventStore(args.db or default_db_path())
-    collector = Collector(store, frozenset(tokens), responses, bind=args.bind, port=args.port)
+    configure_logging(debug=0, fmt=args.log_format)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
         collector.start()
     except OSError as e:
-        print(f"servo collector: cannot listen on {args.bind}:{args.port}: {e}", file=sys.stderr)
+        print(f"servo collector: cannot listen on {collector.bind}:{collector.port}: {e}",
+              file=sys.stderr)  # fmt: skip
+        collector.store.close()
         return 1
     print(f"servo collector: {collector.url}/ (POST events to {collector.url_template()})",
           file=sys.stderr)  # fmt: skip
     stop.wait()
     collector.stop()
-    store.close()
+    collector.store.close()
     return 0
 
 
@@ -169,6 +166,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"servo report: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except (OSError, sqlite3.Error) as e:
+        print(f"servo report: cannot read the store {path}: {e}", file=sys.stderr)
+        return 1
     sys.stdout.write(text)
     return 0
 

@@ -1,112 +1,47 @@
 """The bundled collector: the backend side of the protocol, storing every event in SQLite.
 
 POST `/accounts/{acct}/applications/{app_id}/servo` (and the original's
-`/metrics/{acct}/{app_id}/servo`) with `{"id"?, "event", "param"}`. Bearer tokens are checked
-against a configured set with a constant-time compare (none configured: open, with a warning at
-start). Each event is stored once per event id (`id` in the body, else the `Idempotency-Key`
-header). WHATS_NEXT is answered from a responses file (per app id, `*` for the rest), MEASURE by
-default. GET `/` is the page of jobs and their histories; `/api/jobs` and `/api/jobs/<app id>`
-are its JSON; `/healthz` says the process is up.
+`/metrics/{acct}/{app_id}/servo`) with `{"id"?, "event", "param"}`. Bearer tokens, each for one
+account or any, are checked with a constant-time compare; without tokens it listens on loopback
+only unless declared open. A MEASUREMENT is kept without the figures that fail the checks of
+event_check (the answer names them); each event is stored once per event id within its
+account, app id and event type. WHATS_NEXT is answered from a responses file (per app id, `*`
+for the rest), MEASURE by default. GET `/` is the page of jobs and their histories;
+`/api/jobs` and `/api/jobs/<app id>` are its JSON (strict: never NaN); `/healthz` says the
+process is up.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from servo.collector_settings import TokenGrant, bind_problem
+from servo.collector_wire import (
+    MAX_BODY_BYTES,
+    MAX_EVENT_BYTES,
+    BadRequest,
+    Post,
+    answer_for,
+    authorise,
+    grants_of,
+    load_responses,
+    parse_post,
+    route_of,
+)
 from servo.httpserve import BackgroundServer, BodyHandler
 from servo.store import EventStore, StoredEvent, pod_uid_of
-from servo.summary import run_from_body, summarise
+from servo.summary import JobSummary, run_from_body, summarise
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
-DEFAULT_ANSWER: Mapping[str, Any] = {"cmd": "MEASURE", "param": {}}
-EVENTS = frozenset(
-    {"HELLO", "GOODBYE", "WHATS_NEXT", "DESCRIPTION", "ADJUSTMENT", "MEASUREMENT", "DIAG"}
-)
-
-
-class BadRequest(ValueError):
-    """A request the collector refuses with 400 (the message says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """A protocol call, checked."""
-
-    account: str
-    app_id: str
-    event: str
-    event_id: str
-    body: Mapping[str, Any]
-
-
-def route_of(path: str) -> tuple[str, str] | None:
-    """(account, app id) of a protocol URL, or None for any other path."""
-    parts = [unquote(p) for p in urlsplit(path).path.split("/") if p]
-    if len(parts) == 5 and parts[0] == "accounts" and parts[2] == "applications":
-        if parts[4] == "servo":
-            return parts[1], parts[3]
-    if len(parts) == 4 and parts[0] == "metrics" and parts[3] == "servo":
-        return parts[1], parts[2]
-    return None
-
-
-def parse_post(account: str, app_id: str, raw: bytes, idempotency_key: str | None) -> Post:
-    """PURE: check a protocol body; raise BadRequest naming what is wrong."""
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"body is not JSON: {e}") from e
-    if not isinstance(doc, dict):
-        raise BadRequest("body: expected a JSON object with event and param")
-    event = doc.get("event")
-    if not isinstance(event, str) or event not in EVENTS:
-        raise BadRequest(f"event: expected one of {', '.join(sorted(EVENTS))}, got {event!r}")
-    event_id = doc.get("id") or idempotency_key
-    if event_id is not None and (not isinstance(event_id, str) or len(event_id) > 200):
-        raise BadRequest("id: expected a string of at most 200 characters")
-    return Post(account, app_id, event, event_id or f"{uuid.uuid4()}:{event}", doc)
-
-
-def answer_for(post: Post, responses: Mapping[str, Any]) -> Mapping[str, Any]:
-    """PURE: what to answer. WHATS_NEXT gets the app's configured command, others an ack."""
-    if post.event != "WHATS_NEXT":
-        return {"status": "ok"}
-    answer = responses.get(post.app_id, responses.get("*", DEFAULT_ANSWER))
-    return answer if isinstance(answer, Mapping) else DEFAULT_ANSWER
-
-
-def load_responses(text: str) -> dict[str, Any]:
-    """A responses file: {"<app id>" or "*": {"cmd": ..., "param": ...}}."""
-    doc = json.loads(text)
-    if not isinstance(doc, dict):
-        raise ValueError("expected a JSON object of app id -> {cmd, param}")
-    for app_id, answer in doc.items():
-        cmd = answer.get("cmd") if isinstance(answer, dict) else None
-        if cmd not in ("DESCRIBE", "ADJUST", "MEASURE", "SLEEP"):
-            raise ValueError(f"{app_id}: cmd must be DESCRIBE, ADJUST, MEASURE or SLEEP")
-    return doc
-
-
-def token_ok(header: str | None, tokens: frozenset[str]) -> bool:
-    """Constant-time check of `Authorization: Bearer <token>` against every allowed token."""
-    if not tokens:
-        return True
-    given = header[7:].strip() if header and header.startswith("Bearer ") else ""
-    ok = False
-    for token in tokens:  # no early exit: the time taken says nothing about which one matched
-        ok |= hmac.compare_digest(given.encode(), token.encode())
-    return ok and bool(given)
+__all__ = ["MAX_BODY_BYTES", "Collector", "load_responses", "page_html"]
 
 
 @dataclass
@@ -114,21 +49,37 @@ class Collector:
     """The server; `start()` binds (port 0 = any free port), `stop()` closes."""
 
     store: EventStore
-    tokens: frozenset[str] = frozenset()
+    # Bearer tokens; a bare string may write to any account.
+    tokens: Collection[str | TokenGrant] = frozenset()
     responses: Mapping[str, Any] = field(default_factory=dict)
     bind: str = "127.0.0.1"
     port: int = 8090
+    # Declared open: without tokens, it may listen beyond loopback.
+    is_open: bool = False
+    max_event_bytes: int = MAX_EVENT_BYTES
+    grants: tuple[TokenGrant, ...] = field(default=(), init=False)
     _server: BackgroundServer | None = None
 
+    def __post_init__(self) -> None:
+        self.grants = grants_of(self.tokens)
+
     def start(self) -> Collector:
+        """Listen; ValueError when the bind rule forbids the address."""
         owner = self
+        problem = bind_problem(self.bind, has_tokens=bool(self.grants), open_=self.is_open)
+        if problem:
+            raise ValueError(problem)
 
         class Handler(_Handler):
             collector = owner
 
         self._server = BackgroundServer(Handler, self.bind, self.port, "collector")
-        if not self.tokens:
-            logger.warning("collector accepts events without a token (no tokens configured)")
+        if not self.grants and self.is_open:
+            logger.warning("collector is open: anyone who reaches it may write events",
+                           extra={"bind": self.bind})  # fmt: skip
+        elif not self.grants:
+            logger.warning("collector accepts events without a token, from this host only",
+                           extra={"bind": self.bind})  # fmt: skip
         logger.info("collector listening", extra={"url": self.url, "db": str(self.store.path)})
         return self
 
@@ -167,7 +118,8 @@ class Collector:
                 pod_uid=pod_uid_of(post.body),
             )
         )
-        return new, answer_for(post, self.responses)
+        answer = answer_for(post, self.responses)
+        return new, {**answer, "dropped": dict(post.dropped)} if post.dropped else answer
 
     def jobs(self) -> list[dict[str, Any]]:
         runs = [r for e in self.store.events(event="MEASUREMENT")
@@ -184,7 +136,7 @@ class Collector:
         return out
 
 
-def summary_json(s: Any) -> dict[str, Any]:
+def summary_json(s: JobSummary) -> dict[str, Any]:
     return {
         "app_id": s.app_id,
         "runs": s.runs,
@@ -193,6 +145,11 @@ def summary_json(s: Any) -> dict[str, Any]:
         "trend_pct": s.trend_pct,
         **{name: {"p50": sp.p50, "p95": sp.p95, "max": sp.max} for name, sp in s.spreads.items()},
     }
+
+
+def strict_json(doc: Any) -> bytes:
+    """JSON that every parser takes: ValueError rather than a NaN or an Infinity."""
+    return json.dumps(doc, allow_nan=False).encode()
 
 
 def page_html() -> bytes:
@@ -211,9 +168,19 @@ class _Handler(BodyHandler):
         self.send_body(status, data, content_type, Cache_Control="no-store")
 
     def _json(self, status: int, doc: Any) -> None:
-        self.send_json(status, doc, Cache_Control="no-store")
+        try:
+            data = strict_json(doc)
+        except (ValueError, RecursionError):
+            logger.exception("collector could not encode an answer",
+                             extra={"path": self.path[:200]})  # fmt: skip
+            status, data = 500, strict_json({"error": "could not encode the answer"})
+        self._send(status, data)
 
-    def _refuse(self, status: int, why: str) -> None:
+    def _refuse(self, status: int, why: str, *, unread: bool = False) -> None:
+        """Answer an error; with the body left unread, close rather than parse it as the next
+        request."""
+        if unread:
+            self.close_connection = True
         logger.warning("collector refused a request",
                        extra={"status": status, "why": why, "path": self.path[:200]})  # fmt: skip
         self._json(status, {"error": why})
@@ -221,46 +188,65 @@ class _Handler(BodyHandler):
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         route = route_of(self.path)
         if route is None:
-            self._refuse(404, "POST events to /accounts/{acct}/applications/{app_id}/servo")
+            self._refuse(404, "POST events to /accounts/{acct}/applications/{app_id}/servo",
+                         unread=True)  # fmt: skip
             return
-        if not token_ok(self.headers.get("Authorization"), self.collector.tokens):
-            self._refuse(401, "missing or wrong bearer token")
+        denied = authorise(self.headers.get("Authorization"), self.collector.grants, route[0])
+        if denied:
+            why = "missing or wrong bearer token" if denied == 401 else (
+                "this bearer token may not write to this account")  # fmt: skip
+            self._refuse(denied, why, unread=True)
+            return
+        raw = self._body()
+        if raw is None:
             return
         try:
-            length = int(self.headers.get("Content-Length") or "")
-        except ValueError:
-            self.close_connection = True
-            self._refuse(411, "a Content-Length is required")
-            return
-        if not 0 <= length <= MAX_BODY_BYTES:
-            self.close_connection = True
-            self._refuse(413, f"body of {length} bytes is over {MAX_BODY_BYTES}")
-            return
-        raw = self.rfile.read(length)
-        try:
-            post = parse_post(*route, raw, self.headers.get("Idempotency-Key"))
+            post = parse_post(*route, raw, self.headers.get("Idempotency-Key"),
+                              max_event_bytes=self.collector.max_event_bytes)  # fmt: skip
             new, answer = self.collector.receive(post)
         except BadRequest as e:
-            self._refuse(400, str(e))
+            self._refuse(e.status, str(e))
             return
         except Exception:  # noqa: BLE001 - a store failure is the sender's cue to retry
             logger.exception("collector could not store an event")
             self._json(503, {"error": "could not store the event; retry"})
             return
-        logger.info("event stored" if new else "duplicate event ignored",
-                    extra={"event": post.event, "app_id": post.app_id,
-                           "event_id": post.event_id})  # fmt: skip
+        self._log_stored(post, new=new)
         self._json(200, answer)
+
+    def _body(self) -> bytes | None:
+        """The request body, or None once a refusal has been sent."""
+        try:
+            length = int(self.headers.get("Content-Length") or "")
+        except ValueError:
+            self._refuse(411, "a Content-Length is required", unread=True)
+            return None
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._refuse(413, f"body of {length} bytes is over {MAX_BODY_BYTES}", unread=True)
+            return None
+        return self.rfile.read(length)
+
+    @staticmethod
+    def _log_stored(post: Post, *, new: bool) -> None:
+        fields = {"event": post.event, "app_id": post.app_id, "event_id": post.event_id}
+        if post.dropped:
+            logger.warning("event stored without fields that failed the checks",
+                           extra={**fields, "dropped": dict(post.dropped)})  # fmt: skip
+        logger.info("event stored" if new else "duplicate event ignored", extra=fields)
 
     def do_GET(self) -> None:  # noqa: N802
         path = urlsplit(self.path).path
-        if path in ("/", "/index.html"):
-            self._send(200, page_html(), "text/html; charset=utf-8")
-        elif path == "/healthz":
-            self._json(200, {"status": "ok"})
-        elif path == "/api/jobs":
-            self._json(200, self.collector.jobs())
-        elif path.startswith("/api/jobs/") and len(path) > len("/api/jobs/"):
-            self._json(200, self.collector.history(unquote(path[len("/api/jobs/") :])))
-        else:
-            self._refuse(404, "no such page")
+        try:
+            if path in ("/", "/index.html"):
+                self._send(200, page_html(), "text/html; charset=utf-8")
+            elif path == "/healthz":
+                self._json(200, {"status": "ok"})
+            elif path == "/api/jobs":
+                self._json(200, self.collector.jobs())
+            elif path.startswith("/api/jobs/") and len(path) > len("/api/jobs/"):
+                self._json(200, self.collector.history(unquote(path[len("/api/jobs/") :])))
+            else:
+                self._refuse(404, "no such page")
+        except Exception:  # noqa: BLE001 - one bad read answers 500, the server goes on
+            logger.exception("collector could not answer", extra={"path": path[:200]})
+            self._json(500, {"error": "could not read the store"})

@@ -20,20 +20,24 @@ from servo.summary import FIGURES, JobSummary, run_from_body, summarise
 FORMATS = ("table", "json", "csv")
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_SPAN_S = 100 * 365.25 * 86400
 
 
 def parse_since(text: str, now_s: float) -> float:
-    """`--since`: a span back from now (`90m`, `24h`, `7d`) or a date/time (`2026-11-01`,
-    `2026-11-01T12:00`, local time unless an offset is given) -> epoch seconds."""
+    """`--since`: a span back from now (`90m`, `24h`, `7d`, at most 100 years) or a date/time
+    (`2026-11-01`, `2026-11-01T12:00`, local time unless an offset is given) -> epoch seconds."""
     m = _SINCE.match(text)
-    if m:
+    if m and float(m[1]) * _UNIT_S[m[2]] <= MAX_SPAN_S:
         return now_s - float(m[1]) * _UNIT_S[m[2]]
     try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise ValueError(
-            f"--since {text!r}: expected a span like 90m, 24h, 7d or a date like 2026-11-01"
-        ) from None
+        if not m:
+            return datetime.fromisoformat(text.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise ValueError(
+        f"--since {text[:40]!r}: expected a span like 90m, 24h, 7d (at most 100 years) or a date"
+        " like 2026-11-01"
+    )
 
 
 def human_bytes(n: float) -> str:
@@ -102,7 +106,7 @@ def format_table(summaries: Sequence[JobSummary]) -> str:
 
 def format_report(summaries: Sequence[JobSummary], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(as_rows(summaries), indent=2) + "\n"
+        return json.dumps(as_rows(summaries), indent=2, allow_nan=False) + "\n"
     if fmt == "csv":
         rows = as_rows(summaries)
         out = io.StringIO()

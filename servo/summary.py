@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from servo.event_check import MAX_MESSAGE_CHARS, metric_value
+
 FIGURES = ("duration", "cpu_time", "max_memory")
 TREND_WINDOW = 10
 
@@ -50,10 +52,17 @@ class JobSummary:
     trend_pct: float | None = None
 
 
-def _number(x: Any) -> float | None:
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-        return None
-    return float(x)
+# The unit whose bounds each figure must be within, whatever unit a stored row claims.
+FIGURE_UNITS = {"duration": "s", "cpu_time": "s", "max_memory": "B"}
+
+
+def _text(x: Any) -> str:
+    """A stored string as shown, bounded; a small integer as its digits; else empty."""
+    if isinstance(x, str):
+        return x[:MAX_MESSAGE_CHARS]
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) < 10**18:
+        return str(x)
+    return ""
 
 
 def run_from_body(app_id: str, at_s: float, body: Mapping[str, Any]) -> Run | None:
@@ -69,11 +78,10 @@ def run_from_body(app_id: str, at_s: float, body: Mapping[str, Any]) -> Run | No
     metrics = metrics if isinstance(metrics, Mapping) else {}
     figures: dict[str, float] = {}
     for name in FIGURES:
-        metric = metrics.get(name)
-        value = _number(metric.get("value")) if isinstance(metric, Mapping) else None
+        value = metric_value(metrics.get(name), FIGURE_UNITS[name])
         if value is not None:
             figures[name] = value
-    exitcode = str(annotations.get("exitcode", ""))
+    exitcode = _text(annotations.get("exitcode", ""))
     failed = param.get("status") == "failed" or exitcode not in ("", "0")
     return Run(
         app_id=app_id,
@@ -81,8 +89,8 @@ def run_from_body(app_id: str, at_s: float, body: Mapping[str, Any]) -> Run | No
         failed=failed,
         exitcode=exitcode,
         figures=figures,
-        pod=str(annotations.get("pod", "")),
-        message=str(param.get("message", "")),
+        pod=_text(annotations.get("pod", "")),
+        message=_text(param.get("message", "")),
     )
 
 
@@ -108,7 +116,9 @@ def trend_pct(durations: Sequence[float]) -> float | None:
     base = sum(before) / len(before)
     if base == 0:
         return None
-    return (sum(recent) / len(recent) - base) / base * 100
+    pct = (sum(recent) / len(recent) - base) / base * 100
+    # A tiny base makes the ratio overflow: no trend rather than an infinity nobody can show.
+    return pct if math.isfinite(pct) else None
 
 
 def summarise(runs: Iterable[Run]) -> list[JobSummary]:

@@ -3,12 +3,10 @@ writers, and end to end with the servo (emulator -> servo -> collector -> report
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -18,10 +16,8 @@ from servo.jobs_report import report_text
 from servo.store import EventStore
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod
+from tests.integration.collectorkit import TOKEN, URL, measurement, post
 from tests.integration.harness import run_job
-
-TOKEN = "collector-s3cret"
-URL = "/accounts/acme/applications/{app}/servo"
 
 
 @pytest.fixture
@@ -36,23 +32,6 @@ def collector(store: EventStore) -> Iterator[Collector]:
         "job": {"settings": {"cpu": {"value": 2}}}}}}}}}  # fmt: skip
     with Collector(store, frozenset({TOKEN, "other-token"}), responses, port=0) as c:
         yield c
-
-
-def post(c: Collector, body: Any, *, app: str = "APP", token: str | None = TOKEN,
-         path: str = URL, headers: dict[str, str] | None = None) -> requests.Response:  # fmt: skip
-    h = {"Content-Type": "application/json", **(headers or {})}
-    if token is not None:
-        h["Authorization"] = f"Bearer {token}"
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    # Quoted as the servo quotes it (ReportConfig.url_for): a '/' in an app id stays one segment.
-    return requests.post(c.url + path.format(app=quote(app, safe="")), data=data, headers=h,
-                         timeout=10)  # fmt: skip
-
-
-def measurement(uid: str, duration: float = 10) -> dict[str, Any]:
-    return {"id": f"{uid}:MEASUREMENT", "event": "MEASUREMENT", "param": {
-        "metrics": {"duration": {"value": duration, "unit": "s"}},
-        "annotations": {"exitcode": "0", "uid": uid, "pod": f"pod-{uid}"}}}  # fmt: skip
 
 
 @pytest.mark.parametrize("token", [None, "wrong", "", f"{TOKEN}x"])

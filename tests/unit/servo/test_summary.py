@@ -22,6 +22,17 @@ def body(duration: float | None = 10, *, exitcode: str = "0", failed: bool = Fal
     return {"event": "MEASUREMENT", "param": {"metrics": m, "annotations": {"exitcode": exitcode}}}
 
 
+def test_run_from_body_never_shows_a_huge_exit_code() -> None:
+    doc = body(5)
+    doc["param"]["annotations"]["exitcode"] = 10**4000
+    run = run_from_body("A", 1.0, doc)
+    assert run is not None and run.exitcode == "" and not run.failed
+
+
+def test_trend_that_overflows_is_none() -> None:
+    assert trend_pct([5e-324] * 10 + [1e7] * 10) is None
+
+
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
@@ -31,6 +42,10 @@ def body(duration: float | None = 10, *, exitcode: str = "0", failed: bool = Fal
         (body(None, cpu_time=1.5, max_memory=1024), (False, {"cpu_time": 1.5, "max_memory": 1024})),
         (body(float("nan")), (False, {})),
         (body(True), (False, {})),  # type: ignore[arg-type]
+        (body(10**4000), (False, {})),  # float() of it overflows
+        (body(-1), (False, {})),
+        (body(None, cpu_time=400 * 86400, max_memory=2**63), (False, {})),
+        (body(None, cpu_time=-0.5, max_memory=-1), (False, {})),
     ],
 )
 def test_run_from_body(doc: dict[str, Any], expected: tuple[bool, dict[str, float]]) -> None:
@@ -101,3 +116,9 @@ def test_since_and_bytes() -> None:
     with pytest.raises(ValueError, match="--since"):
         parse_since("yesterday", now_s=0)
     assert human_bytes(512) == "512 B" and human_bytes(3 * 2**30) == "3.0 GiB"
+
+
+@pytest.mark.parametrize("text", ["101y", "36600d", "9" * 400 + "d"])
+def test_since_beyond_any_history_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="--since"):
+        parse_since(text, now_s=1e9)

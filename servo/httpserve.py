@@ -118,7 +118,10 @@ class BodyHandler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def send_json(self, status: int, doc: Any, **headers: str) -> None:
-        self.send_body(status, json.dumps(doc).encode(), "application/json", **headers)
+        # NaN and Infinity are not JSON: a strict client could not parse such an answer, so a
+        # document holding one fails the route (a 500) rather than going out.
+        body = json.dumps(doc, allow_nan=False).encode()
+        self.send_body(status, body, "application/json", **headers)
 
 
 class BackgroundServer:

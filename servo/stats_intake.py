@@ -8,7 +8,6 @@ side; this module decides what an accepted body means.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 import time
@@ -51,9 +50,7 @@ class StatsIntake:
             facts = tracker.job(uid)
             assert facts is not None
             by_ip = bool(facts.pod_ip) and client_ip == facts.pod_ip
-            by_token = bool(facts.stats_token and token) and hmac.compare_digest(
-                facts.stats_token.encode(), (token or "").encode()
-            )
+            by_token = False
             if not (by_ip or by_token):
                 return Answer(403, "stats are accepted only from the pod itself or with its token")
             waiting = tracker.awaiting.get(uid)

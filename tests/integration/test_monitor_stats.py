@@ -20,14 +20,18 @@ from tests.helpers import job_pod, set_running, set_terminated
 from tests.integration.harness import RunningServo, wait_measured
 
 STATS: dict[str, Any] = {
-    "v": 1,
+    "v": 2,
+    "cpus": 4,
     "cgroup": "v1",
     "cgroup_path": "/rsys/fs/cgroup/memory/kubepods/burstable/podx",
     "cpu_time": 3.25,
     "cpu_user": 3.0,
     "cpu_system": 0.25,
     "max_memory": 104_857_600,
-    "max_memory_source": "memory.max_usage_in_bytes",
+    "max_memory_source": "pod-peak-minus-monitor",
+    "pod_cpu_time": 3.4,
+    "pod_max_memory": 120_000_000,
+    "pod_max_memory_source": "memory.max_usage_in_bytes",
     "memory": {"anon": 100_000_000, "file": 4_000_000},
     "monitor_rss": 18_000_000,
     "monitor_max_rss": 19_000_000,

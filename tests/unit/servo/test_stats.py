@@ -14,29 +14,48 @@ from servo.pods import facts_from_pod
 from servo.stats import (
     CHANNEL_MESSAGE,
     CHANNEL_POST,
+    MAX_CPUS,
+    V1_REASON,
     StatsError,
+    bounded,
     parse_post_body,
     parse_stats,
     parse_termination_message,
+    stats_annotations,
     stats_metrics,
 )
 from servo.tracker import StatsVerdict, Tracker
 from tests.helpers import job_pod, set_running, set_terminated
 
+CID = "a" * 64
 STATS: dict[str, Any] = {
-    "v": 1,
+    "v": 2,
     "cgroup": "v2",
     "cgroup_path": "/sys/fs/cgroup/kubepods.slice/x",
+    "cpus": 8,
     "cpu_time": 12.5,
     "cpu_user": 10.0,
     "cpu_system": 2.5,
     "max_memory": 1_073_741_824,
-    "max_memory_source": "memory.peak",
+    "max_memory_source": "pod-peak-minus-monitor",
+    "pod_cpu_time": 12.7,
+    "pod_cpu_user": 10.1,
+    "pod_cpu_system": 2.6,
+    "pod_max_memory": 1_091_000_000,
+    "pod_max_memory_source": "memory.peak",
     "memory": {"anon": 900, "file": 100, "kernel_stack": 16, "pagetables": 8},
+    "monitor_cpu_time": 0.2,
+    "monitor_max_memory": 17_000_000,
     "monitor_rss": 20_000_000,
     "monitor_max_rss": 21_000_000,
+    "oom_kills": 0,
+    "containers": {CID: {"cpu_time": 12.5, "max_memory": 1_073_741_824, "oom_kills": 0}},
     "cue": "SIGTERM",
 }
+V1: dict[str, Any] = {
+    "v": 1, "cgroup": "v1", "cpu_time": 3.0, "cpu_user": 2.0, "cpu_system": 1.0,
+    "max_memory": 5000, "max_memory_source": "memory.max_usage_in_bytes", "cue": "SIGTERM",
+}  # fmt: skip
 
 
 def test_full_stats_become_metrics_with_units() -> None:
@@ -47,6 +66,12 @@ def test_full_stats_become_metrics_with_units() -> None:
         "max_memory": (1_073_741_824, "bytes"),
         "cpu_user": (10.0, "s"),
         "cpu_system": (2.5, "s"),
+        "pod_cpu_time": (12.7, "s"),
+        "pod_cpu_user": (10.1, "s"),
+        "pod_cpu_system": (2.6, "s"),
+        "monitor_cpu_time": (0.2, "s"),
+        "pod_max_memory": (1_091_000_000, "bytes"),
+        "monitor_max_memory": (17_000_000, "bytes"),
         "memory_anon": (900, "bytes"),
         "memory_file": (100, "bytes"),
         "memory_kernel_stack": (16, "bytes"),
@@ -54,6 +79,76 @@ def test_full_stats_become_metrics_with_units() -> None:
         "monitor_rss": (20_000_000, "bytes"),
         "monitor_max_rss": (21_000_000, "bytes"),
     }
+
+
+def test_v1_figures_are_pod_totals_only_and_the_job_figures_named_missing() -> None:
+    stats = parse_stats(V1, CHANNEL_MESSAGE)
+    got = {k: m.value for k, m in stats_metrics(stats).items()}
+    assert got == {"pod_cpu_time": 3.0, "pod_cpu_user": 2.0, "pod_cpu_system": 1.0,
+                   "pod_max_memory": 5000}  # fmt: skip
+    ann = stats_annotations(stats)
+    missing = json.loads(ann["stats_missing"])
+    assert missing["cpu_time"] == missing["max_memory"] == V1_REASON
+    assert ann["pod_max_memory_source"] == "memory.max_usage_in_bytes"
+    assert "max_memory_source" not in ann
+
+
+@pytest.mark.parametrize(
+    ("change", "figure", "why"),
+    [
+        ({"max_memory": 2**1030}, "max_memory", "not below 2^63"),
+        ({"max_memory": 2**63}, "max_memory", "not below 2^63"),
+        ({"pod_max_memory": -1}, "pod_max_memory", "negative"),
+        ({"cpu_time": -1}, "cpu_time", "negative"),
+        ({"cpu_time": float("nan")}, "cpu_time", "finite"),
+        ({"cpu_user": float("inf")}, "cpu_user", "finite"),
+        ({"cpu_time": 10**400}, "cpu_time", "range"),
+        ({"memory": {"anon": 2**64}}, "memory.anon", "2^63"),
+        ({"oom_kills": -3}, "oom_kills", "negative"),
+        ({"containers": {CID: {"cpu_time": "x"}}}, f"containers.{CID}", "expected seconds"),
+        ({"containers": {CID: {"max_memory": 2**70}}}, f"containers.{CID}.max_memory", "2^63"),
+    ],
+)
+def test_out_of_bounds_figures_are_dropped_and_named(
+    change: dict[str, Any], figure: str, why: str
+) -> None:
+    stats = parse_stats({**STATS, **change}, CHANNEL_POST)
+    assert why in stats.dropped[figure]
+    assert json.loads(stats_annotations(stats)["stats_missing"])[figure] == stats.dropped[figure]
+    # The rest is still used.
+    metrics = stats_metrics(stats)
+    assert metrics["monitor_rss"].value == 20_000_000 and figure not in metrics
+
+
+def test_cpu_seconds_above_cores_times_the_pods_run_are_dropped() -> None:
+    # The pod ran from 10 to 15 s (API times): 8 cores x (5 + 2 s slack) = 56 s at most.
+    stats = parse_stats({**STATS, "cpu_time": 56.5, "pod_cpu_time": 55.0}, CHANNEL_POST)
+    checked = bounded(stats, DONE)
+    assert "cpu_time" not in checked.seconds and checked.seconds["pod_cpu_time"] == 55.0
+    assert checked.dropped["cpu_time"] == "dropped: above 8 cores x 7 s of the pod's run"
+    # Without cpus (v1), the cap on cores applies; without timestamps nothing can be said.
+    v1 = parse_stats({**V1, "cpu_time": MAX_CPUS * 7.5}, CHANNEL_POST)
+    assert "pod_cpu_time" in bounded(v1, DONE).dropped
+    assert bounded(stats, BASE) is stats
+
+
+def test_containers_are_named_through_the_pods_container_ids() -> None:
+    facts = replace(DONE, container_ids=((CID, "job"), ("b" * 64, "servo-monitor")))
+    other = "c" * 64
+    containers = {CID: {"cpu_time": 12.5, "max_memory": 9}, other: {"cpu_time": 0.1}}
+    stats = parse_stats({**STATS, "containers": containers}, CHANNEL_POST)
+    got = json.loads(stats_annotations(stats, facts)["containers"])
+    assert got == {"job": {"cpu_time": 12.5, "max_memory": 9},
+                   f"id:{other[:12]}": {"cpu_time": 0.1, "max_memory": None}}  # fmt: skip
+
+
+def test_container_ids_come_from_the_pod_status() -> None:
+    pod = monitored_pod()
+    set_terminated(pod)
+    pod["status"]["containerStatuses"][1]["containerID"] = f"containerd://{CID}"
+    pod["status"]["containerStatuses"][0]["containerID"] = "no-runtime-prefix"
+    facts = facts_from_pod(pod, QUERY).facts
+    assert facts is not None and facts.container_ids == ((CID, "job"),)
 
 
 def test_missing_figures_are_absent_and_their_reasons_kept() -> None:
@@ -66,10 +161,10 @@ def test_missing_figures_are_absent_and_their_reasons_kept() -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"v": 2}, "v"),
+        ({"v": 3}, "v"),
+        ({"v": True}, "v"),
         ({"cpu_time": "12"}, "cpu_time"),
-        ({"cpu_time": -1}, "cpu_time"),
-        ({"cpu_time": float("nan")}, "cpu_time"),
+        ({"cpus": "8"}, "cpus"),
         ({"max_memory": 1.5}, "max_memory"),
         ({"max_memory": True}, "max_memory"),
         ({"memory": []}, "memory"),
@@ -108,6 +203,14 @@ def test_post_body_and_termination_message() -> None:
         parse_termination_message("Error: killed")
 
 
+@pytest.mark.parametrize("deep", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1"])
+def test_deep_json_is_a_stats_error_not_a_recursion_error(deep: str) -> None:
+    with pytest.raises(StatsError, match="nested too deeply|not JSON"):
+        parse_termination_message(deep)
+    with pytest.raises(StatsError, match="nested too deeply|not JSON"):
+        parse_post_body(deep.encode())
+
+
 # --- the monitor as the servo sees it in a pod ------------------------------------------
 
 
@@ -136,14 +239,17 @@ QUERY = parse_app_id_query("spec/containers/0/env/[JOBID]")
 
 
 @pytest.mark.parametrize("native", [False, True])
-def test_facts_find_the_monitor_token_and_message(native: bool) -> None:
+def test_facts_find_the_monitor_and_its_message(native: bool) -> None:
     pod = monitored_pod(native=native)
+    set_running(pod)
+    running = facts_from_pod(pod, QUERY).facts
+    assert running is not None and not running.monitor_terminated
     set_terminated(pod)
     pod["status"]["podIP"] = "10.1.2.3"
     terminate_monitor(pod, json.dumps(STATS), native=native)
     facts = facts_from_pod(pod, QUERY).facts
     assert facts is not None
-    assert facts.monitor == "servo-monitor" and facts.stats_token == "tok"
+    assert facts.monitor == "servo-monitor" and facts.monitor_terminated
     assert json.loads(facts.monitor_message) == STATS and facts.pod_ip == "10.1.2.3"
 
 

@@ -9,8 +9,8 @@ import pytest
 from msgspec.structs import replace
 
 from servo.appid import parse_app_id_query
-from servo.models import ContainerState, PodFacts
-from servo.pods import facts_from_pod
+from servo.models import ContainerState, Metric, PodFacts
+from servo.pods import facts_from_pod, measurement_from_facts
 from servo.stats import (
     CHANNEL_MESSAGE,
     CHANNEL_POST,
@@ -23,6 +23,7 @@ from servo.stats import (
     parse_termination_message,
     stats_annotations,
     stats_metrics,
+    with_stats,
 )
 from servo.tracker import StatsVerdict, Tracker
 from tests.helpers import job_pod, set_running, set_terminated
@@ -359,3 +360,40 @@ def test_expire_gives_each_job_its_own_reason() -> None:
     got = {m.job.uid: m.annotations["stats"] for m in t.expire(now_s=10, why="servo stopped")}
     assert got["u2"] == "none: servo stopped"
     assert got["u1"].startswith("none: servo stopped; its termination message was unusable")
+
+
+# --- OOMKilled, said plainly ---------------------------------------------------------------
+
+LIMITED = replace(DONE, resources_json='{"limits":{"memory":"256Mi"}}', container="job",
+                  container_ids=((CID, "job"),))  # fmt: skip
+
+
+def test_oom_killed_by_the_container_status() -> None:
+    facts = replace(LIMITED, exit_code=137, term_reason="OOMKilled")
+    m = with_stats(measurement_from_facts(facts), STATS_OBJ)
+    assert m.annotations["reason"] == "OOMKilled" and m.annotations["oom_killed"] == "true"
+    assert m.metrics["memory_limit"] == Metric(256 << 20, "bytes")
+    assert m.metrics["max_memory"].value == STATS["max_memory"]
+    # Without the monitor's stats the container status alone still says it.
+    plain = measurement_from_facts(facts)
+    assert plain.annotations["oom_killed"] == "true" and "memory_limit" in plain.metrics
+
+
+def test_oom_killed_by_the_cgroup_counter_of_the_job_container() -> None:
+    facts = replace(LIMITED, exit_code=137, term_reason="Error")
+    job = {"cpu_time": 1.0, "max_memory": 268_000_000, "oom_kills": 1}
+    killed = {**STATS, "oom_kills": 1, "containers": {CID: job}}
+    m = with_stats(measurement_from_facts(facts), parse_stats(killed, CHANNEL_MESSAGE))
+    assert m.annotations["reason"] == "OOMKilled" and m.annotations["oom_killed"] == "true"
+    assert m.annotations["oom_kills"] == "1"
+    # A child killed for memory in a job that went on to exit 0 is no OOMKilled job.
+    ok = with_stats(measurement_from_facts(replace(LIMITED, exit_code=0, term_reason="Completed")),
+                    parse_stats(killed, CHANNEL_MESSAGE))  # fmt: skip
+    assert ok.annotations["reason"] == "Completed" and "oom_killed" not in ok.annotations
+    assert ok.annotations["oom_kills"] == "1"
+
+
+def test_no_memory_limit_no_metric() -> None:
+    assert (
+        "memory_limit" not in measurement_from_facts(replace(LIMITED, resources_json="{}")).metrics
+    )

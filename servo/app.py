@@ -28,7 +28,7 @@ from servo.podwire import pod_key, typed_covers
 from servo.probes import ServoProbes
 from servo.receiver import StatsReceiver
 from servo.report import Reporter
-from servo.stats import CHANNEL_MESSAGE
+from servo.stats import CHANNEL_MESSAGE, STATS_AUDIENCE
 from servo.stats_intake import StatsIntake
 from servo.tracker import Tracker
 from servo.watch import LISTED, PodWatch, WatchEvent
@@ -101,8 +101,11 @@ class Servo:
         self.probes = ServoProbes(cfg, self.scopes, self._threads, reporter, self.leading,
                                   self._lock)  # fmt: skip
         self.metrics.bind(self.probes.scope_views, self.probes.report_view)
-        self.intake = StatsIntake(lambda: [s.tracker for s in self.scopes], self._lock,
-                                  self.metrics, lambda m: self._send(m, None))  # fmt: skip
+        self.intake = StatsIntake(
+            lambda: [s.tracker for s in self.scopes], self._lock, self.metrics,
+            lambda m: self._send(m, None),
+            review=lambda token: kube.review_token(token, audience=STATS_AUDIENCE),
+        )  # fmt: skip
         self.stop_reason = "exit"
         # Set once run() has started everything: watches, receiver, metrics and probes.
         self.started = threading.Event()

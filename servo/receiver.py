@@ -2,8 +2,9 @@
 
 POST / (or /stats) with `{"id": <pod uid>, "stats": {...}}` as JSON. The handler is thin:
 check size and media type, parse (servo.stats), hand over to `accept`, answer with its
-verdict. `accept` decides who may send what (the pod's own IP, or its per-pod token) so the
-HTTP layer holds no policy. Every refusal is a JSON `{"error": ...}` and a log line.
+verdict. `accept` decides who may send what (the monitor's projected service-account token,
+checked by a TokenReview) so the HTTP layer holds no policy. Every refusal is a JSON
+`{"error": ...}` and a log line.
 """
 
 from __future__ import annotations

@@ -20,6 +20,11 @@ from msgspec.structs import replace
 from servo.models import Measurement, Metric, PodFacts
 
 WIRE_VERSIONS = (1, 2)
+# The monitor's credential for POSTs: a projected service-account token for this audience,
+# mounted at this path into the monitor container only (the webhook injects both).
+STATS_AUDIENCE = "servo-stats"
+STATS_TOKEN_DIR = "/var/run/secrets/servo"
+STATS_TOKEN_PATH = STATS_TOKEN_DIR + "/token"
 CHANNEL_MESSAGE = "termination-message"
 CHANNEL_POST = "post"
 MEMORY_PARTS = ("anon", "file", "kernel_stack", "pagetables")

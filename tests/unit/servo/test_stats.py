@@ -215,13 +215,9 @@ def test_deep_json_is_a_stats_error_not_a_recursion_error(deep: str) -> None:
 # --- the monitor as the servo sees it in a pod ------------------------------------------
 
 
-def monitored_pod(*, native: bool = False, token: str = "tok") -> dict[str, Any]:
+def monitored_pod(*, native: bool = False) -> dict[str, Any]:
     pod = job_pod("mon-1")
-    monitor = {
-        "name": "servo-monitor",
-        "image": "mon:1",
-        "env": [{"name": "OPTUNE_STATS_TOKEN", "value": token}],
-    }
+    monitor = {"name": "servo-monitor", "image": "mon:1"}
     if native:
         pod["spec"]["initContainers"] = [{**monitor, "restartPolicy": "Always"}]
     else:
@@ -278,33 +274,58 @@ DONE = replace(RUNNING, state=ContainerState.TERMINATED, finished_s=15.0, exit_c
 STATS_OBJ = parse_stats(STATS, CHANNEL_POST)
 
 
-def test_monitored_job_waits_for_posted_stats() -> None:
+def test_a_post_is_held_until_the_monitor_ends_without_a_message() -> None:
     t = Tracker(stats_wait_s=30)
     assert t.observe("MODIFIED", RUNNING, now_s=100) is None
     assert t.observe("MODIFIED", DONE, now_s=101) is None
     assert t.expire(now_s=130) == []  # deadline is 131
-    verdict, m = t.stats_arrived("u1", STATS_OBJ)
+    assert t.post_arrived("u1", STATS_OBJ, received_s=16) == (StatsVerdict.HELD, None)
+    m = t.observe("MODIFIED", replace(DONE, monitor_terminated=True), now_s=102)
+    assert m is not None and m.metrics["cpu_time"].value == 12.5
+    assert m.metrics["duration"].value == 5 and m.annotations["stats_channel"] == CHANNEL_POST
+    verdict = t.post_arrived("u1", STATS_OBJ, received_s=17)[0]
+    assert verdict is StatsVerdict.ALREADY_REPORTED
+    assert t.observe("MODIFIED", DONE, now_s=103) is None and t.expire(now_s=1e9) == []
+
+
+def test_a_post_after_the_monitor_ended_without_a_message_decides_at_once() -> None:
+    t = Tracker()
+    t.observe("MODIFIED", replace(DONE, monitor_terminated=True), now_s=0)
+    verdict, m = t.post_arrived("u1", STATS_OBJ, received_s=15)
     assert verdict is StatsVerdict.MEASURED and m is not None
-    assert m.metrics["cpu_time"].value == 12.5 and m.metrics["duration"].value == 5
-    assert m.annotations["stats_channel"] == CHANNEL_POST
-    assert t.stats_arrived("u1", STATS_OBJ)[0] is StatsVerdict.ALREADY_REPORTED
-    assert t.observe("MODIFIED", DONE, now_s=102) is None and t.expire(now_s=1e9) == []
 
 
-def test_termination_message_completes_the_wait() -> None:
+def test_termination_message_completes_the_wait_and_wins_over_a_post() -> None:
     t = Tracker()
     assert t.observe("MODIFIED", DONE, now_s=0) is None
+    forged = parse_stats({**STATS, "cpu_time": 0.001}, CHANNEL_POST)
+    assert t.post_arrived("u1", forged, received_s=20)[0] is StatsVerdict.HELD
     m = t.observe("MODIFIED", replace(DONE, monitor_message=json.dumps(STATS)), now_s=1)
     assert m is not None and m.annotations["stats_channel"] == CHANNEL_MESSAGE
-    assert m.metrics["max_memory"].value == 1_073_741_824
+    assert m.metrics["cpu_time"].value == 12.5
 
 
-def test_stats_before_the_job_ends_are_kept() -> None:
-    t = Tracker()
+def test_posts_from_before_the_jobs_end_are_never_used() -> None:
+    t = Tracker(stats_wait_s=5)
     t.observe("MODIFIED", RUNNING, now_s=0)
-    assert t.stats_arrived("u1", STATS_OBJ)[0] is StatsVerdict.KEPT
-    m = t.observe("MODIFIED", DONE, now_s=1)
-    assert m is not None and m.metrics["cpu_time"].value == 12.5
+    # Received at 14 s, the job's finishedAt is 15 s: it cannot be the monitor's final word.
+    assert t.post_arrived("u1", STATS_OBJ, received_s=14)[0] is StatsVerdict.HELD
+    assert t.observe("MODIFIED", DONE, now_s=1) is None
+    [m] = t.expire(now_s=6)
+    assert "cpu_time" not in m.metrics and m.annotations["stats"].startswith("none:")
+    t2 = Tracker()
+    t2.observe("MODIFIED", DONE, now_s=0)
+    assert t2.post_arrived("u1", STATS_OBJ, received_s=14.9)[0] is StatsVerdict.EARLY
+
+
+def test_a_held_post_decides_when_the_wait_runs_out() -> None:
+    t = Tracker(stats_wait_s=5)
+    t.observe("MODIFIED", RUNNING, now_s=0)
+    t.post_arrived("u1", STATS_OBJ, received_s=15)
+    t.observe("MODIFIED", replace(DONE, monitor_message="garbage"), now_s=1)
+    [m] = t.expire(now_s=6)
+    assert m.metrics["cpu_time"].value == 12.5
+    assert m.annotations["termination_message"].startswith("unusable: termination message")
 
 
 def test_no_stats_in_time_measures_without_them_saying_why() -> None:
@@ -322,12 +343,14 @@ def test_deletion_does_not_end_the_wait() -> None:
     t = Tracker()
     t.observe("MODIFIED", DONE, now_s=0)
     assert t.observe("DELETED", DONE, now_s=1) is None
-    assert t.stats_arrived("u1", STATS_OBJ)[1] is not None
+    assert t.post_arrived("u1", STATS_OBJ, received_s=16)[0] is StatsVerdict.HELD
+    m = t.observe("DELETED", replace(DONE, monitor_message=json.dumps(STATS)), now_s=2)
+    assert m is not None and m.annotations["stats_channel"] == CHANNEL_MESSAGE
 
 
 def test_unknown_uid_and_jobs_without_monitor() -> None:
     t = Tracker()
-    assert t.stats_arrived("nope", STATS_OBJ) == (StatsVerdict.UNKNOWN, None)
+    assert t.post_arrived("nope", STATS_OBJ, received_s=0) == (StatsVerdict.UNKNOWN, None)
     m = t.observe("MODIFIED", replace(DONE, monitor=""), now_s=0)
     assert m is not None and "stats" not in m.annotations  # measured at once
 
@@ -343,7 +366,7 @@ def test_relist_keeps_awaiting_jobs() -> None:
     t = Tracker()
     t.observe("MODIFIED", DONE, now_s=0)
     assert t.relisted([]) == []
-    assert t.stats_arrived("u1", STATS_OBJ)[0] is StatsVerdict.MEASURED
+    assert "u1" in t.awaiting
 
 
 def test_running_pod_fixture_helpers_still_build() -> None:

@@ -193,6 +193,8 @@ def build_monitor_container(
             field("OPTUNE_POD_NAMESPACE", "metadata.namespace"),
             {"name": "OPTUNE_STATS_URL", "value": spec.stats_url},
             {"name": "OPTUNE_STATS_TOKEN_FILE", "value": STATS_TOKEN_PATH},
+            # How it was injected: a native sidecar gets SIGTERM, a plain one must notice.
+            {"name": "OPTUNE_SIDECAR_STYLE", "value": "native" if spec.native else "plain"},
         ],
         "resources": {
             "requests": dict(MONITOR_LIMITS if guaranteed else MONITOR_REQUESTS),

@@ -141,6 +141,7 @@ def test_native_monitor_is_the_first_init_container_with_restart_policy_always()
     assert monitor["image"] == "mon:1"
     assert "OPTUNE_STATS_TOKEN" not in env  # no credential in the pod spec
     assert env["OPTUNE_STATS_TOKEN_FILE"]["value"] == "/var/run/secrets/servo/token"
+    assert env["OPTUNE_SIDECAR_STYLE"]["value"] == "native"
     assert env["OPTUNE_STATS_URL"]["value"] == "http://servo.servo.svc:8080/"
     assert env["OPTUNE_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
     assert env["OPTUNE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -180,6 +181,8 @@ def test_plain_monitor_is_appended_so_container_indexes_stay() -> None:
 
     assert names == [c["name"] for c in pod["spec"]["containers"]] + ["servo-monitor"]
     assert "restartPolicy" not in out["spec"]["containers"][-1]
+    env = {e["name"]: e["value"] for e in out["spec"]["containers"][-1]["env"] if "value" in e}
+    assert env["OPTUNE_SIDECAR_STYLE"] == "plain"
     assert "initContainers" not in out["spec"]
 
 

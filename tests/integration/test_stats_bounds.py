@@ -9,7 +9,16 @@ from typing import Any
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
 from tests.integration.harness import wait_measured
-from tests.integration.test_monitor_stats import STATS, finish_job, monitored_job, start_job
+from tests.integration.test_monitor_stats import (
+    STATS,
+    end_monitor,
+    ended_job,
+    finish_job,
+    monitored_job,
+    post,
+    start_job,
+    token_for,
+)
 
 HUGE = 2**1030  # a JSON integer Python reads exactly, far above any float
 
@@ -53,3 +62,35 @@ def test_deeply_nested_termination_message_is_ignored_with_a_reason(
     finish_job(emu, "deep", monitor_message="[" * 100_000 + "]" * 100_000)
     [m] = wait_measured(backend, 1)
     assert "nested too deeply" in m.param["annotations"]["stats"]
+
+
+def test_a_figure_above_2_1024_in_a_post_still_reports_the_pod(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="20")
+    pod = ended_job(emu, servo, "huge-post")
+    r = post(servo, {"id": pod["metadata"]["uid"], "stats": {**STATS, "max_memory": HUGE}},
+             token=token_for(emu, pod))  # fmt: skip
+    assert r.status_code == 202
+    emu.update_pod("default", "huge-post", lambda p: end_monitor(p, ""))
+    [m] = wait_measured(backend, 1)
+    assert "max_memory" not in m.param["metrics"] and "cpu_time" in m.param["metrics"]
+    assert "2^63" in json.loads(m.param["annotations"]["stats_missing"])["max_memory"]
+
+
+def test_a_failure_in_metrics_never_loses_the_pods_report(
+    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
+) -> None:
+    servo = start_servo(OPTUNE_STATS_WAIT="0.3")
+
+    def broken(_: Any) -> None:
+        raise OverflowError("metrics broke")
+
+    servo.servo.metrics.observe = broken  # type: ignore[method-assign]
+    start_job(emu, monitored_job("by-message"))
+    finish_job(emu, "by-message", monitor_message=json.dumps(STATS))
+    start_job(emu, monitored_job("by-timer"))
+    finish_job(emu, "by-timer")  # no stats: the wait timer sends it
+    got = {m.param["annotations"]["pod"] for m in wait_measured(backend, 2)}
+    assert got == {"by-message", "by-timer"}
+    assert servo.servo.scopes[0].thread.is_alive()

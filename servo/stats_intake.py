@@ -26,6 +26,8 @@ from servo.tracker import StatsVerdict, Tracker
 
 logger = logging.getLogger(__name__)
 
+# TokenReviews in flight at once; more POSTs meanwhile get 503 (the monitor tries again).
+MAX_REVIEWS = 4
 # token -> what the API server says of it (KubeError when it cannot say now)
 Review = Callable[[str], TokenIdentity]
 _STATUS = {StatsVerdict.MEASURED: 200, StatsVerdict.HELD: 202,
@@ -53,12 +55,14 @@ class StatsIntake:
         send: Callable[[Measurement], None],
         *,
         review: Review,
+        max_reviews: int = MAX_REVIEWS,
     ) -> None:
         self._trackers = trackers
         self._lock = lock
         self._metrics = metrics
         self._send = send
         self._review = review
+        self._reviews = threading.BoundedSemaphore(max_reviews)
 
     def _find(self, uid: str) -> tuple[PodFacts | None, Answer | None]:
         with self._lock:
@@ -77,12 +81,17 @@ class StatsIntake:
             return answer or Answer(404, "no such job pod")
         if not token:
             return Answer(403, "a bearer token is required: the monitor's service-account token")
+        # A flood of POSTs must not become a flood of TokenReviews against the API server.
+        if not self._reviews.acquire(blocking=False):
+            return Answer(503, "too many stats being checked; try again")
         try:
             # Outside the lock: one slow API call must not hold up the watch threads.
             identity = self._review(token)
         except KubeError as e:
             pod_logger(logger, facts).warning("token review failed", extra={"error": str(e)})
             return Answer(503, "the token could not be reviewed now; try again")
+        finally:
+            self._reviews.release()
         why = refusal(identity, facts)
         if why:
             pod_logger(logger, facts).warning("stats refused", extra={

@@ -108,6 +108,7 @@ def facts_from_pod(
     annotations = meta.annotations or {}
     finalizers = meta.finalizers or ()
     monitor = _monitor(spec, status, monitor_name)
+    ended = state is ContainerState.TERMINATED
     return FactsResult(
         PodFacts(
             uid=uid,
@@ -137,7 +138,9 @@ def facts_from_pod(
             monitor_message=monitor.message,
             monitor_terminated=monitor.terminated,
             monitor_finished_s=monitor.finished_s,
-            container_ids=_container_ids(status),
+            # Only a monitored job's end needs them (to name the monitor's per-container
+            # figures); a running pod keeps none, so a tracked pod stays small.
+            container_ids=_container_ids(status) if monitor.name and ended else (),
         )
     )
 

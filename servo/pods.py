@@ -304,8 +304,10 @@ def measurement_from_facts(facts: PodFacts) -> Measurement:
     return Measurement(job=facts, metrics=metrics, annotations=annotations)
 
 
+@functools.lru_cache(maxsize=1024)
 def memory_limit_bytes(resources_json: str) -> int | None:
-    """The job container's resources.limits.memory in bytes; None when unset or unreadable."""
+    """The job container's resources.limits.memory in bytes; None when unset or unreadable.
+    Cached: the resources JSON is one shared string per distinct spec (see _resources_json)."""
     try:
         limits = json.loads(resources_json).get("limits")
         raw = limits.get("memory") if isinstance(limits, dict) else None

@@ -9,6 +9,7 @@ unusable (StatsError naming it); a figure out of physical bounds is dropped and 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
@@ -212,10 +213,9 @@ def _as_pod_totals(stats: MonitorStats) -> MonitorStats:
     counts = {V1_AS_POD.get(k, k): v for k, v in stats.bytes.items() if k in V1_BYTES}
     dropped = {V1_AS_POD.get(k, k): v for k, v in stats.dropped.items()}
     missing = {**stats.missing, "cpu_time": V1_REASON, "max_memory": V1_REASON}
-    return MonitorStats(
-        channel=stats.channel, version=1, seconds=seconds, bytes=counts,
-        memory_bytes=stats.memory_bytes, pod_max_memory_source=stats.max_memory_source,
-        cgroup=stats.cgroup, cue=stats.cue, missing=missing, dropped=dropped,
+    return dataclasses.replace(
+        stats, seconds=seconds, bytes=counts, missing=missing, dropped=dropped,
+        max_memory_source="", pod_max_memory_source=stats.max_memory_source,
     )  # fmt: skip
 
 
@@ -280,13 +280,7 @@ def bounded(stats: MonitorStats, facts: PodFacts) -> MonitorStats:
         containers[cid] = c
     if len(dropped) == len(stats.dropped):
         return stats
-    return MonitorStats(
-        channel=stats.channel, version=stats.version, cpus=stats.cpus, seconds=seconds,
-        bytes=stats.bytes, memory_bytes=stats.memory_bytes, oom_kills=stats.oom_kills,
-        containers=containers, max_memory_source=stats.max_memory_source,
-        pod_max_memory_source=stats.pod_max_memory_source, cgroup=stats.cgroup,
-        cue=stats.cue, missing=stats.missing, dropped=dropped,
-    )  # fmt: skip
+    return dataclasses.replace(stats, seconds=seconds, containers=containers, dropped=dropped)
 
 
 # --- stats -> MEASUREMENT metrics and annotations -------------------------------------------

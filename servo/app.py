@@ -28,7 +28,7 @@ from servo.podwire import pod_key, typed_covers
 from servo.probes import ServoProbes
 from servo.receiver import StatsReceiver
 from servo.report import Reporter
-from servo.stats import CHANNEL_MESSAGE
+from servo.stats import CHANNEL_MESSAGE, STATS_AUDIENCE
 from servo.stats_intake import StatsIntake
 from servo.tracker import Tracker
 from servo.watch import LISTED, PodWatch, WatchEvent
@@ -101,8 +101,11 @@ class Servo:
         self.probes = ServoProbes(cfg, self.scopes, self._threads, reporter, self.leading,
                                   self._lock)  # fmt: skip
         self.metrics.bind(self.probes.scope_views, self.probes.report_view)
-        self.intake = StatsIntake(lambda: [s.tracker for s in self.scopes], self._lock,
-                                  self.metrics, lambda m: self._send(m, None))  # fmt: skip
+        self.intake = StatsIntake(
+            lambda: [s.tracker for s in self.scopes], self._lock, self.metrics,
+            lambda m: self._send(m, None),
+            review=lambda token: kube.review_token(token, audience=STATS_AUDIENCE),
+        )  # fmt: skip
         self.stop_reason = "exit"
         # Set once run() has started everything: watches, receiver, metrics and probes.
         self.started = threading.Event()
@@ -297,6 +300,19 @@ class Servo:
         self._submit(due, stop)
 
     def _submit(self, due: Measurement, stop: threading.Event | None) -> None:
+        # Metrics and the log line are side effects: whatever goes wrong in them, the
+        # measurement itself is still queued.
+        try:
+            self._account(due)
+        except Exception:  # noqa: BLE001 - one bad figure must not lose the pod's report
+            logger.exception("metrics or logging of a measurement failed", extra={
+                "pod": due.job.key, "uid": due.job.uid})  # fmt: skip
+        if self.reporter.submit(measurement_event(due), stop=stop) and (
+            self.cfg.guard.enabled and due.job.finalizers
+        ):
+            self.release(due.job, "measured")
+
+    def _account(self, due: Measurement) -> None:
         self.metrics.observe(due)
         if due.annotations.get("stats_channel") == CHANNEL_MESSAGE:
             self.metrics.stats_arrived(CHANNEL_MESSAGE, None)
@@ -312,10 +328,6 @@ class Servo:
             logger.info("job failed before it could be measured", extra={
                 "pod": job.key, "uid": job.uid, "app_id": job.app_id, "why": due.failure,
                 "reason": due.annotations.get("reason")})  # fmt: skip
-        if self.reporter.submit(measurement_event(due), stop=stop) and (
-            self.cfg.guard.enabled and due.job.finalizers
-        ):
-            self.release(due.job, "measured")
 
     # --- operations: metrics and probes -------------------------------------------------
 
@@ -360,33 +372,46 @@ class Servo:
         """Measure, without stats, the jobs whose monitor did not deliver in time; open the
         guard's safety valve for pods that wait for deletion too long (no event may come)."""
         while not stop.wait(STATS_WAIT_TICK_S):
-            for m in self._expired(time.monotonic()):
+            try:
+                self._tick(stop)
+            except Exception:  # noqa: BLE001 - the timer must outlive any one bad pod
+                logger.exception("stats wait timer failed; going on")
+
+    def _tick(self, stop: threading.Event) -> None:
+        for m in self._expired(time.monotonic()):
+            try:
                 pod_logger(logger, m.job).warning(
                     "no stats from the monitor in time; measuring without them",
                     extra={"wait_s": self.cfg.stats.wait_s},
                 )
                 self._send(m, stop)
-            if time.monotonic() >= self._release_retry_at:
-                # Every few seconds, not every tick: a lasting refusal must not flood the API.
-                self._release_retry_at = time.monotonic() + RELEASE_RETRY_S
-                with self._lock:
-                    retry = list(self._to_release.values())
-                    unmarked = list(self._to_mark.values())
-                for facts in retry:
-                    self.release(facts, "measured (retry)")
-                for event in unmarked:
-                    self.mark_reported(event)
-            if self.cfg.guard.enabled:
-                now = time.time()
-                with self._lock:
-                    stuck = [f for s in self.scopes for f in s.tracker.pending.values()
-                             if valve_due(f, now, self.cfg.guard.max_age_s)]  # fmt: skip
-                for facts in stuck:
-                    pod_logger(logger, facts).warning(
-                        "releasing a job pod that waited too long for its measurement",
-                        extra={"max_age_s": self.cfg.guard.max_age_s},
-                    )
-                    self.release(facts, "safety valve")
-                    with self._lock:  # released once; its next event says what became of it
-                        for s in self.scopes:
-                            s.tracker.pending.pop(facts.uid, None)
+            except Exception:  # noqa: BLE001 - the others still go out
+                logger.exception("sending a measurement failed", extra={"uid": m.job.uid})
+        if time.monotonic() >= self._release_retry_at:
+            # Every few seconds, not every tick: a lasting refusal must not flood the API.
+            self._release_retry_at = time.monotonic() + RELEASE_RETRY_S
+            with self._lock:
+                retry = list(self._to_release.values())
+                unmarked = list(self._to_mark.values())
+            for facts in retry:
+                self.release(facts, "measured (retry)")
+            for event in unmarked:
+                self.mark_reported(event)
+        if self.cfg.guard.enabled:
+            self._open_valves()
+
+    def _open_valves(self) -> None:
+        """Guarded pods that waited too long for their measurement are let go."""
+        now = time.time()
+        with self._lock:
+            stuck = [f for s in self.scopes for f in s.tracker.pending.values()
+                     if valve_due(f, now, self.cfg.guard.max_age_s)]  # fmt: skip
+        for facts in stuck:
+            pod_logger(logger, facts).warning(
+                "releasing a job pod that waited too long for its measurement",
+                extra={"max_age_s": self.cfg.guard.max_age_s},
+            )
+            self.release(facts, "safety valve")
+            with self._lock:  # released once; its next event says what became of it
+                for s in self.scopes:
+                    s.tracker.pending.pop(facts.uid, None)

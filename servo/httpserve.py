@@ -97,10 +97,13 @@ class BodyHandler(BaseHTTPRequestHandler):
 
     def body_unread(self) -> bool:
         """Part of this request's body is still on the connection (or its length unknown)."""
-        if self.headers.get("Transfer-Encoding"):
+        headers = getattr(self, "headers", None)
+        if headers is None:
+            return True  # the request line itself was bad: nothing after it can be trusted
+        if headers.get("Transfer-Encoding"):
             return True  # chunked bodies are not read by these servers at all
         try:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = int(headers.get("Content-Length") or 0)
         except ValueError:
             return True
         return length < 0 or self._reader.count - self._body_starts_at < length

@@ -81,12 +81,57 @@ def kube_error_from_status(obj: Any) -> KubeError:
     return KubeError(status, str(obj.get("reason") or "Error"), message)
 
 
+# The claims the API server puts in user.extra for a token bound to a pod.
+POD_UID_CLAIM = "authentication.kubernetes.io/pod-uid"
+POD_NAME_CLAIM = "authentication.kubernetes.io/pod-name"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIdentity:
+    """What a TokenReview said of a token: authenticated for the audience, and its pod."""
+
+    authenticated: bool
+    pod_uid: str = ""
+    pod_name: str = ""
+    username: str = ""
+    error: str = ""
+
+
+def _claim(extra: Any, key: str) -> str:
+    values = extra.get(key) if isinstance(extra, dict) else None
+    if isinstance(values, list) and len(values) == 1 and isinstance(values[0], str):
+        return values[0]
+    return ""
+
+
+def identity_from_review(doc: Any, audience: str) -> TokenIdentity:
+    """A TokenReview answer -> TokenIdentity; anything odd is "not authenticated"."""
+    status = doc.get("status") if isinstance(doc, dict) else None
+    if not isinstance(status, dict):
+        return TokenIdentity(False, error="token review without a status")
+    if status.get("authenticated") is not True:
+        return TokenIdentity(False, error=str(status.get("error") or "not authenticated")[:200])
+    audiences = status.get("audiences")
+    if not isinstance(audiences, list) or audience not in audiences:
+        return TokenIdentity(False, error=f"token is not for the audience {audience!r}")
+    user = status.get("user")
+    user = user if isinstance(user, dict) else {}
+    extra = user.get("extra")
+    return TokenIdentity(
+        True,
+        pod_uid=_claim(extra, POD_UID_CLAIM),
+        pod_name=_claim(extra, POD_NAME_CLAIM),
+        username=str(user.get("username") or "")[:200],
+    )
+
+
 class KubeClient:
     """List and watch pods in one namespace or (namespace None) the whole cluster."""
 
     def __init__(self, api: k8s.ApiClient, *, whole_pods: bool = True) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
+        self.auth = k8s.AuthenticationV1Api(api)
         # Keep each pod's whole JSON (`doc`) besides its typed Struct: needed when the app-id
         # path reaches outside the typed fields. The Servo sets it from its configuration.
         self.whole_pods = whole_pods
@@ -199,6 +244,26 @@ class KubeClient:
         except ValueError as e:
             raise KubeError(0, "BadResponse", f"pod is not JSON: {e}") from e
         return doc if isinstance(doc, dict) else None
+
+    def review_token(self, token: str, *, audience: str) -> TokenIdentity:
+        """Ask the API server who a bearer token is (TokenReview, authentication.k8s.io/v1),
+        for `audience` only; KubeError when the review itself fails (RBAC, connection)."""
+        body = k8s.V1TokenReview(
+            api_version="authentication.k8s.io/v1", kind="TokenReview",
+            spec=k8s.V1TokenReviewSpec(token=token, audiences=[audience]),
+        )  # fmt: skip
+        try:
+            resp: Any = self.auth.create_token_review(
+                body, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, 10.0)
+            )
+            doc = json.loads(resp.data)
+        except ApiException as e:
+            raise kube_error_from_api(e) from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise KubeError(0, "ConnectionError", str(e)) from e
+        except (ValueError, RecursionError) as e:
+            raise KubeError(0, "BadResponse", "token review is not JSON") from e
+        return identity_from_review(doc, audience)
 
     def close_streams(self) -> None:
         """Shut every open watch stream (at shutdown), so blocked reads return at once."""

@@ -6,11 +6,12 @@ the command and reading cgroups is `servo.measure`'s and `servo.local_cgroup`'s.
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 MeasuredBy = Literal["cgroup-v1", "cgroup-v2", "rusage"]
@@ -19,6 +20,7 @@ COMMAND_MAX_CHARS = 200
 # Shells report a child killed by signal N as 128 + N.
 SIGNAL_EXIT_BASE = 128
 MIB = 1 << 20
+BYTES_LIMIT = 1 << 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,34 @@ def event_id_for(run_uuid: str) -> str:
     return f"{run_uuid}:MEASUREMENT"
 
 
+def bounded_figures(figures: RunFigures) -> RunFigures:
+    """The figures with any that cannot be a reading (not finite, negative, bytes not below
+    2^63: a cgroup file gone odd) left out and named in `missing`."""
+    missing = dict(figures.missing)
+    kept: dict[str, Any] = {}
+    for name in ("cpu_time", "cpu_user", "cpu_system", "max_memory"):
+        attr = f"{name}_bytes" if name == "max_memory" else f"{name}_s"
+        value = getattr(figures, attr)
+        why = _out_of_bounds(value)
+        if why:
+            missing[name] = why
+        kept[attr] = None if why else value
+    return replace(figures, missing=missing, **kept) if missing != figures.missing else figures
+
+
+def _out_of_bounds(value: float | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) and not 0 <= value < BYTES_LIMIT:
+        return "dropped: negative or not below 2^63"
+    if not math.isfinite(value) or value < 0:
+        return "dropped: not a finite number >= 0"
+    return ""
+
+
 def build_param(figures: RunFigures, *, cmd: Sequence[str], host: str) -> dict[str, Any]:
     """The protocol's MEASUREMENT param; figures that could not be had are left out."""
+    figures = bounded_figures(figures)
     metrics: dict[str, dict[str, float | str]] = {
         "duration": {"value": figures.duration_s, "unit": "s"}
     }

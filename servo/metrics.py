@@ -9,6 +9,7 @@ per-app-id gauges only when asked for (OPTUNE_METRICS_PER_APP), since app ids ar
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -178,7 +179,9 @@ class ServoMetrics:
                 self.job_memory.labels(ns),
             )
         (per_ns.failed if m.failure else per_ns.measured).inc()
-        figures = {k: v.value for k, v in m.metrics.items()}
+        # Figures are bounded before they get here; a value a histogram cannot take is
+        # still left out rather than fail the measurement.
+        figures = {k: f for k, v in m.metrics.items() if (f := _finite(v.value)) is not None}
         if "duration" in figures:
             per_ns.duration.observe(figures["duration"])
         if "cpu_time" in figures:
@@ -193,6 +196,14 @@ class ServoMetrics:
         self.stats_received.labels(channel).inc()
         if waited_s is not None:
             self.stats_wait.observe(max(0.0, waited_s))
+
+
+def _finite(value: float) -> float | None:
+    try:
+        f = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def age_s(oldest_created: float | None, now_s: float | None = None) -> float | None:

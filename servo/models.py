@@ -45,14 +45,17 @@ class PodFacts(msgspec.Struct, frozen=True, gc=False):
     exit_code: int | None = None
     term_reason: str = ""
     done_at: str | None = None
-    # The pod's IP: stats POSTed to the receiver are accepted from this address.
+    # The pod's IP (for log lines; it proves nothing about who sent stats).
     pod_ip: str = ""
     # Name of the monitor container when the pod has one ("" = no monitor: measure at once).
     monitor: str = ""
     # The monitor's termination message (its stats as JSON) once it has terminated.
     monitor_message: str = ""
-    # Per-pod token the monitor sends with its stats (env OPTUNE_STATS_TOKEN in its spec).
-    stats_token: str = ""
+    # The monitor container has terminated (its message, if any, is in monitor_message).
+    monitor_terminated: bool = False
+    monitor_finished_s: float | None = None
+    # (container id, container name) from containerStatuses[].containerID "<runtime>://<id>".
+    container_ids: tuple[tuple[str, str], ...] = ()
     # A servo already delivered this pod's MEASUREMENT (the reported annotation is set).
     reported: bool = False
     # The pod's finalizers when it carries the servo's guard finalizer, else empty.

@@ -2,7 +2,8 @@
 
 Owns Kubernetes quantity parsing, the monitor container (native sidecar or plain container),
 the DESCRIPTION of the job container's resources and the ADJUST of its cpu and memory. It does
-no I/O, reads no clock and makes no tokens: the webhook passes those in (servo/webhook.py).
+no I/O and reads no clock; the monitor's credential is a projected service-account token the
+kubelet makes (servo/webhook.py does the I/O).
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from servo.stats import STATS_AUDIENCE, STATS_TOKEN_DIR, STATS_TOKEN_PATH
+
 # Kubernetes 1.29 turned the SidecarContainers feature on by default; before it an init
 # container with restartPolicy Always is rejected or, worse, blocks the pod forever.
 NATIVE_SIDECAR_SINCE = (1, 29)
 # Seconds the monitor needs after SIGTERM to read the cgroup and deliver (mon/README.md).
 MIN_GRACE_PERIOD_S = 30
 VOLUME_NAME = "servo-rsys"
+TOKEN_VOLUME_NAME = "servo-stats-token"
+# The kubelet renews a projected token at 80% of its life; an hour is the usual choice.
+TOKEN_EXPIRATION_S = 3600
 SYS_MOUNT = "/rsys"
 TERMINATION_LOG = "/dev/termination-log"
 # The monitor's footprint is ~25-30 MiB RSS (mon/README.md): 48Mi requested, 64Mi cap.
@@ -117,7 +123,7 @@ def parse_k8s_version(major: str, minor: str, git_version: str = "") -> tuple[in
 
 @dataclass(frozen=True, slots=True)
 class MonitorSpec:
-    """What the injected monitor looks like (from config; the token comes per pod)."""
+    """What the injected monitor looks like (from config)."""
 
     name: str
     image: str
@@ -172,8 +178,17 @@ def is_guaranteed(pod: Mapping[str, Any]) -> bool:
     return True
 
 
+def token_volume(name: str) -> dict[str, Any]:
+    """The monitor's credential for its POSTs: a service-account token the kubelet projects
+    and rotates, for the servo's audience only (useless against the API server), mounted into
+    the monitor container alone, so neither the pod spec nor the job container holds it."""
+    source = {"audience": STATS_AUDIENCE, "expirationSeconds": TOKEN_EXPIRATION_S,
+              "path": STATS_TOKEN_PATH.rsplit("/", 1)[1]}  # fmt: skip
+    return {"name": name, "projected": {"sources": [{"serviceAccountToken": source}]}}
+
+
 def build_monitor_container(
-    spec: MonitorSpec, *, token: str, volume: str, guaranteed: bool
+    spec: MonitorSpec, *, volume: str, token_volume: str, guaranteed: bool
 ) -> dict[str, Any]:
     """The monitor container; requests equal limits in a Guaranteed pod, so it stays one."""
 
@@ -188,7 +203,9 @@ def build_monitor_container(
             field("OPTUNE_POD_NAME", "metadata.name"),
             field("OPTUNE_POD_NAMESPACE", "metadata.namespace"),
             {"name": "OPTUNE_STATS_URL", "value": spec.stats_url},
-            {"name": "OPTUNE_STATS_TOKEN", "value": token},
+            {"name": "OPTUNE_STATS_TOKEN_FILE", "value": STATS_TOKEN_PATH},
+            # How it was injected: a native sidecar gets SIGTERM, a plain one must notice.
+            {"name": "OPTUNE_SIDECAR_STYLE", "value": "native" if spec.native else "plain"},
         ],
         "resources": {
             "requests": dict(MONITOR_LIMITS if guaranteed else MONITOR_REQUESTS),
@@ -203,19 +220,22 @@ def build_monitor_container(
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": volume, "mountPath": SYS_MOUNT, "readOnly": True}],
+        "volumeMounts": [
+            {"name": volume, "mountPath": SYS_MOUNT, "readOnly": True},
+            {"name": token_volume, "mountPath": STATS_TOKEN_DIR, "readOnly": True},
+        ],
     }
     if spec.native:
         container["restartPolicy"] = "Always"
     return container
 
 
-def _free_volume_name(pod_spec: Mapping[str, Any]) -> str:
+def _free_volume_name(pod_spec: Mapping[str, Any], base: str = VOLUME_NAME) -> str:
     taken = {_map(v).get("name") for v in _list(pod_spec.get("volumes"))}
-    name, n = VOLUME_NAME, 1
+    name, n = base, 1
     while name in taken:
         n += 1
-        name = f"{VOLUME_NAME}-{n}"
+        name = f"{base}-{n}"
     return name
 
 
@@ -226,12 +246,14 @@ def _append(pod_spec: Mapping[str, Any], key: str, item: Any, *, first: bool = F
     return {"op": "add", "path": f"/spec/{key}/{'0' if first else '-'}", "value": item}
 
 
-def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec, *, token: str) -> list[Any]:
-    """Ops that inject the monitor, its /sys volume and a long enough grace period."""
+def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec) -> list[Any]:
+    """Ops that inject the monitor, its /sys and token volumes and a long enough grace
+    period."""
     pod_spec = _map(pod.get("spec"))
     volume = _free_volume_name(pod_spec)
+    token = _free_volume_name(pod_spec, TOKEN_VOLUME_NAME)
     container = build_monitor_container(
-        spec, token=token, volume=volume, guaranteed=is_guaranteed(pod)
+        spec, volume=volume, token_volume=token, guaranteed=is_guaranteed(pod)
     )
     ops: list[Any] = []
     if spec.native:
@@ -242,6 +264,8 @@ def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec, *, token: str) -> l
         ops.append(_append(pod_spec, "containers", container))
     rsys = {"name": volume, "hostPath": {"path": "/sys", "type": "Directory"}}
     ops.append(_append(pod_spec, "volumes", rsys))
+    # The op above made sure the list exists.
+    ops.append({"op": "add", "path": "/spec/volumes/-", "value": token_volume(token)})
     grace = pod_spec.get("terminationGracePeriodSeconds")
     if isinstance(grace, int) and not isinstance(grace, bool) and grace < MIN_GRACE_PERIOD_S:
         ops.append(

@@ -7,15 +7,18 @@ mistyped field yields a default or None, never an exception. No I/O, no clock, n
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import ROUND_CEILING
 from typing import Any, NamedTuple
 
 import msgspec
 
 from servo.appid import AppIdQuery, AppIdResult, resolve_app_id
 from servo.models import ContainerState, Measurement, Metric, PodFacts
+from servo.mutate import parse_quantity
 from servo.podwire import (
     Container,
     ContainerStatus,
@@ -35,11 +38,11 @@ DELETED_RUNNING_MESSAGE = "job deleted before it finished"
 VANISHED_MESSAGE = "job deleted while the servo was not watching"
 DONE_AT_ANNOTATION = "done-at"
 PERF_OMITTED = "duration is 0 s (API timestamps have one-second resolution)"
+# The kubelet's reason for a container the kernel killed for memory.
+OOM_REASON = "OOMKilled"
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 # The container name under which the webhook injects the monitor (OPTUNE_MONITOR_CONTAINER).
 DEFAULT_MONITOR_NAME = "servo-monitor"
-# The monitor's env var holding its per-pod stats token.
-STATS_TOKEN_ENV = "OPTUNE_STATS_TOKEN"
 # Set (by merge patch) once a pod's MEASUREMENT was delivered: a restarted servo skips it.
 REPORTED_ANNOTATION = "servo.optune.io/reported"
 # The finalizer that keeps a job pod until its measurement is safely in the outbox.
@@ -105,6 +108,7 @@ def facts_from_pod(
     annotations = meta.annotations or {}
     finalizers = meta.finalizers or ()
     monitor = _monitor(spec, status, monitor_name)
+    ended = state is ContainerState.TERMINATED
     return FactsResult(
         PodFacts(
             uid=uid,
@@ -130,18 +134,45 @@ def facts_from_pod(
             # All finalizers, when ours is among them (the servo must remove it); else ().
             finalizers=tuple(finalizers) if GUARD_FINALIZER in finalizers else (),
             deleted_s=_epoch(meta.deletion_timestamp),
-            monitor=monitor[0],
-            monitor_message=monitor[1],
-            stats_token=monitor[2],
+            monitor=monitor.name,
+            monitor_message=monitor.message,
+            monitor_terminated=monitor.terminated,
+            monitor_finished_s=monitor.finished_s,
+            # Only a monitored job's end needs them (to name the monitor's per-container
+            # figures); a running pod keeps none, so a tracked pod stays small.
+            container_ids=_container_ids(status) if monitor.name and ended else (),
         )
     )
 
 
-def _monitor(spec: Spec, status: Status, name: str) -> tuple[str, str, str]:
-    """(name, termination message, stats token) of the monitor container, as a plain
-    container or a native sidecar (init container); ("", "", "") without one."""
+class _MonitorState(NamedTuple):
+    name: str = ""
+    message: str = ""
+    terminated: bool = False
+    finished_s: float | None = None
+
+
+_NO_MONITOR = _MonitorState()
+# containerID is "<runtime>://<id>"; the monitor names containers by the id.
+_ID_SEP = "://"
+MAX_CONTAINER_IDS = 32
+
+
+def _container_ids(status: Status) -> tuple[tuple[str, str], ...]:
+    out = []
+    for statuses in (status.container_statuses, status.init_container_statuses):
+        for cs in statuses or ():
+            cid, name = cs.container_id, cs.name
+            if isinstance(cid, str) and name and _ID_SEP in cid:
+                out.append((cid.split(_ID_SEP, 1)[1][:128], name))
+    return tuple(out[:MAX_CONTAINER_IDS])
+
+
+def _monitor(spec: Spec, status: Status, name: str) -> _MonitorState:
+    """The monitor container (a plain container or a native sidecar, i.e. an init
+    container): its name, termination message and whether it has terminated."""
     if not name:
-        return "", "", ""
+        return _NO_MONITOR
     for containers, statuses in (
         (spec.containers, status.container_statuses),
         (spec.init_containers, status.init_container_statuses),
@@ -149,21 +180,10 @@ def _monitor(spec: Spec, status: Status, name: str) -> tuple[str, str, str]:
         for c in containers or ():
             if c.name != name:
                 continue
-            token = next(
-                (
-                    _str(e.get("value"))
-                    for e in c.env or ()
-                    if type(e) is dict and e.get("name") == STATS_TOKEN_ENV
-                ),
-                "",
-            )
-            _, term = _state_of(_container_status(statuses, name))
-            return name, term.message or "", token
-    return "", "", ""
-
-
-def _str(x: Any) -> str:
-    return x if isinstance(x, str) else ""
+            state, term = _state_of(_container_status(statuses, name))
+            ended = state is ContainerState.TERMINATED
+            return _MonitorState(name, term.message or "", ended, _epoch(term.finished_at))
+    return _NO_MONITOR
 
 
 def _container_status(statuses: list[ContainerStatus] | None, name: str) -> ContainerStatus:
@@ -259,6 +279,8 @@ def measurement_from_facts(facts: PodFacts) -> Measurement:
     annotations["resources"] = facts.resources_json
     annotations["exitcode"] = "" if facts.exit_code is None else str(facts.exit_code)
     annotations["reason"] = facts.term_reason
+    if facts.term_reason == OOM_REASON:
+        annotations["oom_killed"] = "true"
     if facts.started_s is None:
         # Terminated without ever starting (StartError, ContainerCannotRun).
         return failure(facts, NEVER_RAN_MESSAGE, reason=facts.term_reason or "NeverStarted")
@@ -276,7 +298,28 @@ def measurement_from_facts(facts: PodFacts) -> Measurement:
     est = _est_duration(facts, annotations)
     if est is not None:
         metrics["est_duration"] = Metric(est, "s")
+    limit = memory_limit_bytes(facts.resources_json)
+    if limit is not None:
+        metrics["memory_limit"] = Metric(limit, "bytes")
     return Measurement(job=facts, metrics=metrics, annotations=annotations)
+
+
+@functools.lru_cache(maxsize=1024)
+def memory_limit_bytes(resources_json: str) -> int | None:
+    """The job container's resources.limits.memory in bytes; None when unset or unreadable.
+    Cached: the resources JSON is one shared string per distinct spec (see _resources_json)."""
+    try:
+        limits = json.loads(resources_json).get("limits")
+        raw = limits.get("memory") if isinstance(limits, dict) else None
+        if not isinstance(raw, str | int) or isinstance(raw, bool):
+            return None
+        # Compared as a Decimal first: "1e999999999" must not become a gigabyte integer.
+        quantity = parse_quantity(str(raw))
+        if not 0 <= quantity < 1 << 63:
+            return None
+        return int(quantity.to_integral_value(rounding=ROUND_CEILING))
+    except (ValueError, ArithmeticError, AttributeError, RecursionError):
+        return None
 
 
 def _est_duration(facts: PodFacts, annotations: dict[str, str]) -> float | None:

@@ -83,6 +83,7 @@ class State(_Base):
 
 class ContainerStatus(_Base):
     name: str | None = None
+    container_id: str | None = msgspec.field(default=None, name="containerID")
     state: State | None = None
     last_state: State | None = None
     restart_count: int | None = None

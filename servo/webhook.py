@@ -14,7 +14,6 @@ import binascii
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -289,13 +288,11 @@ class Admitter:
 
     def __init__(
         self, cfg: Config, *, monitor: MonitorSpec, exchange: Exchange | None,
-        new_token: Callable[[], str] = lambda: secrets.token_urlsafe(24),
         metrics: WebhookMetrics | None = None,
     ) -> None:  # fmt: skip
         self.cfg = cfg
         self.monitor = monitor
         self.exchange = exchange
-        self.new_token = new_token
         self.metrics = metrics
 
     def review(self, raw: bytes) -> dict[str, Any]:
@@ -365,7 +362,7 @@ class Admitter:
             return [], "skipped"
         ops: list[Any] = []
         if not has_monitor(pod, self.monitor.name):
-            ops += monitor_patch(pod, self.monitor, token=self.new_token())
+            ops += monitor_patch(pod, self.monitor)
         if self.cfg.guard.enabled:
             # Kept until the servo has the measurement in its outbox (OPTUNE_FINALIZER_GUARD).
             ops += guard_patch(pod)

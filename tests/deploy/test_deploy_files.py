@@ -216,3 +216,34 @@ def test_sample_job_carries_the_app_id_the_servo_reads() -> None:
     assert pod["restartPolicy"] == "Never"
     assert _env(pod["containers"][0])["JOBID"]["value"] == "sample-sleep"
     assert job["spec"]["backoffLimit"] == 0
+
+
+def test_token_review_rbac_is_create_on_tokenreviews_only() -> None:
+    role = _one("svc-tokenreview.yaml", "ClusterRole")
+    binding = _one("svc-tokenreview.yaml", "ClusterRoleBinding")
+
+    assert role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
+         "verbs": ["create"]}
+    ]  # fmt: skip
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+           "name": role["metadata"]["name"]}  # fmt: skip
+    assert binding["roleRef"] == ref
+    assert binding["subjects"] == [SERVO_SUBJECT]
+
+
+@pytest.mark.parametrize("name", ["job-monitored.yaml", "job-monitored-plain.yaml"])
+def test_sample_monitor_holds_the_only_mount_of_its_projected_token(name: str) -> None:
+    pod = _one(name, "Job")["spec"]["template"]["spec"]
+    everyone = pod.get("initContainers", []) + pod["containers"]
+    [monitor] = [c for c in everyone if c["name"] == "servo-monitor"]
+    [volume] = [v for v in pod["volumes"] if "projected" in v]
+    source = volume["projected"]["sources"][0]["serviceAccountToken"]
+    mount = next(m for m in monitor["volumeMounts"] if m["name"] == volume["name"])
+
+    assert source["audience"] == "servo-stats" and source["path"] == "token"
+    assert f"{mount['mountPath']}/{source['path']}" == _env(monitor)[
+        "OPTUNE_STATS_TOKEN_FILE"]["value"]  # fmt: skip
+    assert mount["readOnly"] is True and "OPTUNE_STATS_TOKEN" not in _env(monitor)
+    others = [c for c in everyone if c is not monitor]
+    assert all(m["name"] != volume["name"] for c in others for m in c.get("volumeMounts", []))

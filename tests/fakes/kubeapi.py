@@ -19,7 +19,8 @@ It speaks the wire protocol the official client and the servo rely on:
 
 Leases (coordination.k8s.io/v1, tests/fakes/kubeleases.py) share the store and its single
 resourceVersion counter; SelfSubjectAccessReviews and discovery (/api, /apis) answer from
-tests/fakes/kubeauthz.py.
+tests/fakes/kubeauthz.py; TokenReviews of pod-bound tokens that tests mint (`tokens`) from
+tests/fakes/kubetokens.py.
 
 Tests drive pods through their lives with create_pod/update_pod/delete_pod, as the kubelet and
 controllers would (these skip API validation and keep a given uid), and read `requests` to see
@@ -57,6 +58,7 @@ from tests.fakes.kubelogic import (
     validate_new_pod,
 )
 from tests.fakes.kubestore import now
+from tests.fakes.kubetokens import TokenAuthority
 
 __all__ = ["SAME", "VERBS", "KubeEmulator", "RecordedRequest"]
 
@@ -99,6 +101,8 @@ class KubeEmulator(LeaseStore):
         self._faults: list[_Fault] = []
         self._denied: dict[tuple[str, str | None, str], int] = {}
         self._server: ThreadingHTTPServer | None = None
+        # TokenReview: tests mint pod-bound tokens here (projected service-account tokens).
+        self.tokens = TokenAuthority()
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ GROUPS = {
     "pods": "",
     "leases": "coordination.k8s.io",
     "selfsubjectaccessreviews": "authorization.k8s.io",
+    "tokenreviews": "authentication.k8s.io",
 }
 SSAR = "selfsubjectaccessreviews"
 
@@ -120,6 +121,15 @@ RESOURCES: dict[str, list[dict[str, Any]]] = {
             "namespaced": True,
             "kind": "Lease",
             "verbs": _VERBS,
+        }
+    ],
+    "authentication.k8s.io/v1": [
+        {
+            "name": "tokenreviews",
+            "singularName": "tokenreview",
+            "namespaced": False,
+            "kind": "TokenReview",
+            "verbs": ["create"],
         }
     ],
     "authorization.k8s.io/v1": [

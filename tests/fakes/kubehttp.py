@@ -28,6 +28,7 @@ from tests.fakes.kubelogic import (
 )
 from tests.fakes.kuberoutes import TRUE, Route, route_of, verb_of
 from tests.fakes.kubeselect import object_filter
+from tests.fakes.kubetokens import TOKEN_REVIEWS
 
 if TYPE_CHECKING:
     from tests.fakes.kubeapi import KubeEmulator
@@ -250,6 +251,8 @@ class Handler(BaseHTTPRequestHandler):
         ns, name, sub = route.namespace, route.name, route.subresource
         if resource == SSAR:
             return self_review(json_body(body), emu.denied)
+        if resource == TOKEN_REVIEWS:
+            return emu.tokens.review(json_body(body))
         if verb == "list":
             return emu.list_objects(
                 resource,

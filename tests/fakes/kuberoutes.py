@@ -3,7 +3,7 @@ of a request on it (what an authorizer would check).
 
 Served: pods (core v1; namespaced and cluster-wide collections, `/status`), leases
 (coordination.k8s.io/v1; likewise, no subresources) and selfsubjectaccessreviews
-(authorization.k8s.io/v1; create only).
+(authorization.k8s.io/v1; create only) and tokenreviews (authentication.k8s.io/v1; create only).
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ _RESOURCES = (
     (["apis", "coordination.k8s.io", "v1"], "leases", ()),
 )
 _SSAR_PATH = ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]
+_TOKEN_REVIEW_PATH = ["apis", "authentication.k8s.io", "v1", "tokenreviews"]
+# Cluster-scoped, create-only review resources, by path.
+_REVIEWS = {
+    tuple(_SSAR_PATH): "selfsubjectaccessreviews",
+    tuple(_TOKEN_REVIEW_PATH): "tokenreviews",
+}
 
 
 @dataclass
@@ -31,8 +37,9 @@ class Route:
 
 def route_of(path: str) -> Route | None:
     parts = [p for p in path.split("/") if p]
-    if parts == _SSAR_PATH:
-        return Route(None, None, None, resource="selfsubjectaccessreviews")
+    review = _REVIEWS.get(tuple(parts))
+    if review is not None:
+        return Route(None, None, None, resource=review)
     for prefix, resource, _subs in _RESOURCES:
         if parts[: len(prefix)] != prefix:
             continue
@@ -50,7 +57,7 @@ def route_of(path: str) -> Route | None:
 
 def verb_of(method: str, route: Route, query: dict[str, str]) -> str:
     """The RBAC verb of a request (what an authorizer would check); "" if not served."""
-    if route.resource == "selfsubjectaccessreviews":
+    if route.resource in _REVIEWS.values():
         return "create" if method == "POST" else ""
     subs = next(s for _p, r, s in _RESOURCES if r == route.resource)
     if route.subresource is not None and route.subresource not in subs:

@@ -1,8 +1,9 @@
 """The servo's side of the monitor, over real HTTP: the stats receiver and the stats wait.
 
-A monitored job pod (a `servo-monitor` container with a per-pod token) runs in the API
-emulator; stats arrive by POST to the servo's receiver or as the monitor's termination
-message, and the backend must get one MEASUREMENT carrying them.
+A monitored job pod (a `servo-monitor` container) runs in the API emulator; stats arrive as the
+monitor's termination message or by POST to the servo's receiver with the monitor's projected
+service-account token (minted by the emulator), and the backend must get one MEASUREMENT
+carrying them. Who may POST, and when a POST counts, is tests/integration/test_stats_auth.py.
 """
 
 from __future__ import annotations
@@ -20,32 +21,31 @@ from tests.helpers import job_pod, set_running, set_terminated
 from tests.integration.harness import RunningServo, wait_measured
 
 STATS: dict[str, Any] = {
-    "v": 1,
+    "v": 2,
+    "cpus": 4,
     "cgroup": "v1",
     "cgroup_path": "/rsys/fs/cgroup/memory/kubepods/burstable/podx",
     "cpu_time": 3.25,
     "cpu_user": 3.0,
     "cpu_system": 0.25,
     "max_memory": 104_857_600,
-    "max_memory_source": "memory.max_usage_in_bytes",
+    "max_memory_source": "pod-peak-minus-monitor",
+    "pod_cpu_time": 3.4,
+    "pod_max_memory": 120_000_000,
+    "pod_max_memory_source": "memory.max_usage_in_bytes",
     "memory": {"anon": 100_000_000, "file": 4_000_000},
     "monitor_rss": 18_000_000,
     "monitor_max_rss": 19_000_000,
     "missing": {"memory.kernel_stack": "not in v1 memory.stat"},
     "cue": "SIGTERM",
 }
-POD_TOKEN = "per-pod-secret"
+AUDIENCE = "servo-stats"
 
 
-def monitored_job(name: str, *, pod_ip: str = "10.9.9.9", token: str = POD_TOKEN) -> Any:
+def monitored_job(name: str, *, pod_ip: str = "10.9.9.9") -> Any:
     pod = job_pod(name, jobid=f"APP-{name}")
     pod["spec"]["initContainers"] = [
-        {
-            "name": "servo-monitor",
-            "image": "mon:1",
-            "restartPolicy": "Always",
-            "env": [{"name": "OPTUNE_STATS_TOKEN", "value": token}],
-        }
+        {"name": "servo-monitor", "image": "mon:1", "restartPolicy": "Always"}
     ]
     pod["_pod_ip"] = pod_ip
     return pod
@@ -64,23 +64,37 @@ def start_job(emu: KubeEmulator, pod: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
-def finish_job(emu: KubeEmulator, name: str, *, monitor_message: str | None = None) -> None:
+def token_for(emu: KubeEmulator, pod: dict[str, Any], audience: str = AUDIENCE) -> str:
+    """The monitor's projected service-account token, as the kubelet would mount it."""
+    return emu.tokens.mint(pod, audience=audience)
+
+
+def finish_job(
+    emu: KubeEmulator, name: str, *, monitor_message: str | None = None, finished: str = ""
+) -> None:
+    """The job container terminates; with `monitor_message`, the monitor too (\"\" = it left
+    no message)."""
+
     def done(p: dict[str, Any]) -> None:
         pod_ip = p["status"].get("podIP")
-        set_terminated(p)
+        if finished:
+            set_terminated(p, finished=finished)
+        else:
+            set_terminated(p)
         p["status"]["podIP"] = pod_ip
         if monitor_message is not None:
-            p["status"]["initContainerStatuses"] = [
-                {
-                    "name": "servo-monitor",
-                    "state": {"terminated": {"exitCode": 0, "message": monitor_message}},
-                }
-            ]
+            end_monitor(p, monitor_message)
 
     emu.update_pod("default", name, done)
 
 
-def post(servo: RunningServo, body: Any, *, token: str | None = POD_TOKEN, **kw: Any) -> Any:
+def end_monitor(p: dict[str, Any], message: str) -> None:
+    p["status"]["initContainerStatuses"] = [
+        {"name": "servo-monitor", "state": {"terminated": {"exitCode": 0, "message": message}}}
+    ]
+
+
+def post(servo: RunningServo, body: Any, *, token: str | None, **kw: Any) -> Any:
     receiver = servo.servo.receiver
     assert receiver is not None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -91,26 +105,39 @@ def post(servo: RunningServo, body: Any, *, token: str | None = POD_TOKEN, **kw:
     )
 
 
-def test_posted_stats_complete_the_measurement(
+def awaiting(servo: RunningServo) -> bool:
+    return bool(servo.servo.scopes[0].tracker.awaiting)
+
+
+def ended_job(emu: KubeEmulator, servo: RunningServo, name: str, **kw: Any) -> dict[str, Any]:
+    """A monitored job whose job container ended; the servo waits for its stats."""
+    pod = start_job(emu, monitored_job(name, **kw))
+    finish_job(emu, name)
+    assert emu.wait_for(lambda: awaiting(servo), 5)
+    return pod
+
+
+def test_posted_stats_are_held_and_used_when_the_monitor_leaves_no_message(
     emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
 ) -> None:
     servo = start_servo(OPTUNE_STATS_WAIT="20")
-    pod = start_job(emu, monitored_job("posted"))
-    finish_job(emu, "posted")
-    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
-    assert backend.events("MEASUREMENT") == []  # waits for the stats
-    r = post(servo, {"id": pod["metadata"]["uid"], "stats": STATS})
-    assert r.status_code == 200 and r.json() == {"result": "measured"}
+    pod = ended_job(emu, servo, "posted")
+    token = token_for(emu, pod)
+    r = post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}, token=token)
+    assert r.status_code == 202 and r.json() == {"result": "held"}
+    assert backend.events("MEASUREMENT") == []  # the termination message may still come
+    emu.update_pod("default", "posted", lambda p: end_monitor(p, ""))
     [m] = wait_measured(backend, 1)
     metrics = m.param["metrics"]
     assert metrics["cpu_time"] == {"value": 3.25, "unit": "s"}
     assert metrics["max_memory"] == {"value": 104_857_600, "unit": "bytes"}
-    assert metrics["memory_anon"]["value"] == 100_000_000 and "duration" in metrics
+    assert metrics["pod_cpu_time"]["value"] == 3.4 and metrics["memory_anon"]["value"] > 0
     ann = m.param["annotations"]
     assert ann["stats_channel"] == "post" and ann["cgroup"] == "v1"
     assert json.loads(ann["stats_missing"]) == STATS["missing"]
     # A second delivery (the monitor retried) changes nothing.
-    assert post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}).status_code == 200
+    r = post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}, token=token)
+    assert r.status_code == 200 and r.json() == {"result": "already measured"}
     servo.stop()
     assert len(backend.events("MEASUREMENT")) == 1
 
@@ -126,20 +153,6 @@ def test_termination_message_carries_the_stats(
     assert m.param["annotations"]["stats_channel"] == "termination-message"
 
 
-def test_stats_posted_while_the_job_runs_are_kept(
-    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
-) -> None:
-    servo = start_servo(OPTUNE_STATS_WAIT="20")
-    pod = start_job(emu, monitored_job("early"))
-    uid = pod["metadata"]["uid"]
-    assert emu.wait_for(lambda: servo.servo.scopes[0].tracker.job(uid) is not None, 5)
-    r = post(servo, {"id": uid, "stats": STATS})
-    assert r.status_code == 202 and r.json() == {"result": "kept"}
-    finish_job(emu, "early")
-    [m] = wait_measured(backend, 1)
-    assert m.param["metrics"]["cpu_time"]["value"] == 3.25
-
-
 def test_no_stats_in_time_means_a_measurement_without_them(
     emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
 ) -> None:
@@ -151,22 +164,13 @@ def test_no_stats_in_time_means_a_measurement_without_them(
     assert m.param["annotations"]["stats"] == "none: no stats from the monitor within 0.5 s"
 
 
-def test_pod_ip_is_enough_without_a_token(
-    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
-) -> None:
-    servo = start_servo(OPTUNE_STATS_WAIT="20")
-    pod = start_job(emu, monitored_job("by-ip", pod_ip="127.0.0.1", token=""))
-    finish_job(emu, "by-ip")
-    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
-    assert post(servo, {"id": pod["metadata"]["uid"], "stats": STATS}, token=None).ok
-    wait_measured(backend, 1)
-
-
 @pytest.mark.parametrize(
     ("make", "status"),
     [
         (lambda uid: post_args({"id": uid, "stats": STATS}, token="wrong"), 403),
         (lambda uid: post_args({"id": uid, "stats": STATS}, token=None), 403),
+        (lambda uid: post_args({"id": uid, "stats": {**STATS, "v": 9}}), 400),
+        (lambda uid: post_args(b"[" * 8000 + b"]" * 8000), 400),
         (lambda uid: post_args({"id": "0000-unknown", "stats": STATS}), 404),
         (lambda uid: post_args(b"{not json"), 400),
         (lambda uid: post_args({"id": uid, "stats": {**STATS, "cpu_time": "lots"}}), 400),
@@ -175,7 +179,9 @@ def test_pod_ip_is_enough_without_a_token(
     ],
     ids=[
         "wrong-token",
-        "no-token-wrong-ip",
+        "no-token",
+        "unknown-version",
+        "deep-json",
         "unknown-uid",
         "not-json",
         "bad-field",
@@ -187,17 +193,16 @@ def test_forged_or_broken_stats_are_refused(
     emu: KubeEmulator, backend: RecordingBackend, start_servo: Any, make: Any, status: int
 ) -> None:
     servo = start_servo(OPTUNE_STATS_WAIT="20")
-    pod = start_job(emu, monitored_job("victim"))
+    pod = ended_job(emu, servo, "victim", pod_ip="127.0.0.1")
     uid = pod["metadata"]["uid"]
-    finish_job(emu, "victim")
-    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
     args = make(uid)
+    args.setdefault("token", token_for(emu, pod))
     r = post(servo, args.pop("body"), **args)
     assert r.status_code == status
     assert "error" in r.json()
     # Refused stats never complete a measurement; the job still waits for real ones.
     assert uid in servo.servo.scopes[0].tracker.awaiting
-    assert post(servo, {"id": uid, "stats": STATS}).status_code == 200
+    emu.update_pod("default", "victim", lambda p: end_monitor(p, json.dumps(STATS)))
     [m] = wait_measured(backend, 1)
     assert m.param["metrics"]["cpu_time"]["value"] == 3.25
 
@@ -221,7 +226,7 @@ def test_shutdown_sends_waiting_jobs_without_stats_rather_than_lose_them(
     servo = start_servo(OPTUNE_STATS_WAIT="600")
     start_job(emu, monitored_job("at-stop"))
     finish_job(emu, "at-stop")
-    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
+    assert emu.wait_for(lambda: awaiting(servo), 5)
     servo.stop()
     [m] = backend.events("MEASUREMENT")
     assert m.param["annotations"]["stats"] == (
@@ -236,13 +241,12 @@ def test_tokens_never_reach_the_logs(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.DEBUG)
     servo = start_servo(OPTUNE_STATS_WAIT="20", OPTUNE_DEBUG="2")
-    pod = start_job(emu, monitored_job("secretive"))
-    finish_job(emu, "secretive")
-    assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
-    uid = pod["metadata"]["uid"]
-    assert post(servo, {"id": uid, "stats": STATS}, token="forged-" + POD_TOKEN).status_code == 403
-    assert post(servo, {"id": uid, "stats": STATS}).status_code == 200
+    pod = ended_job(emu, servo, "secretive")
+    uid, token = pod["metadata"]["uid"], token_for(emu, pod)
+    assert post(servo, {"id": uid, "stats": STATS}, token="forged-" + token).status_code == 403
+    assert post(servo, {"id": uid, "stats": STATS}, token=token).status_code == 202
+    emu.update_pod("default", "secretive", lambda p: end_monitor(p, ""))
     wait_measured(backend, 1)
     servo.stop()
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
-    assert logged and "backend-t0ken" not in logged and POD_TOKEN not in logged
+    assert logged and "backend-t0ken" not in logged and token not in logged

@@ -79,10 +79,11 @@ def test_a_review_that_fails_inside_is_counted_and_the_pod_let_through() -> None
     cfg = load_config({"POD_NAMESPACES": "default", "OPTUNE_ACCOUNT": "acme"})
     monitor = MonitorSpec("servo-monitor", "mon:test", "http://servo:8080/", native=True)
 
-    def broken_token() -> str:
-        raise RuntimeError("no entropy today")
+    class Broken:
+        def run(self, **_: Any) -> None:
+            raise RuntimeError("backend client broke")
 
-    hook = Admitter(cfg, monitor=monitor, exchange=None, metrics=metrics, new_token=broken_token)
+    hook = Admitter(cfg, monitor=monitor, exchange=Broken(), metrics=metrics)  # type: ignore[arg-type]
     body = review(admission_pod())
     answer = hook.review(json.dumps(body).encode())
     assert answer["response"]["allowed"] is True and "patch" not in answer["response"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -367,3 +370,24 @@ def test_parser_keeps_everything_after_the_command(
         ns = parser.parse_args(args)
         assert (ns.app_id, ns.no_cgroup) == (app_id, no_cgroup)
         assert command_from_args(ns.cmd) == cmd
+
+
+@pytest.mark.parametrize(
+    ("change", "figure"),
+    [
+        ({"cpu_time_s": float("inf")}, "cpu_time"),
+        ({"cpu_user_s": float("nan")}, "cpu_user"),
+        ({"cpu_system_s": -0.5}, "cpu_system"),
+        ({"max_memory_bytes": 2**1030}, "max_memory"),
+        ({"max_memory_bytes": -1}, "max_memory"),
+    ],
+)
+def test_build_param_drops_figures_that_cannot_be_readings(
+    change: dict[str, Any], figure: str
+) -> None:
+    figures = RunFigures(duration_s=2.0, returncode=0, measured_by="cgroup-v2", cpu_time_s=1.0,
+                         cpu_user_s=0.5, cpu_system_s=0.5, max_memory_bytes=1 << 20)  # fmt: skip
+    param = build_param(replace(figures, **change), cmd=["x"], host="h")
+    assert figure not in param["metrics"] and "duration" in param["metrics"]
+    assert f"{figure}: dropped" in param["annotations"]["missing"]
+    json.dumps(param, allow_nan=False)  # what goes out is valid JSON

@@ -135,13 +135,15 @@ def _apply(pod: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
 
 def test_native_monitor_is_the_first_init_container_with_restart_policy_always() -> None:
     pod = job_pod()
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="tok"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
     [monitor] = out["spec"]["initContainers"]
     env = {e["name"]: e for e in monitor["env"]}
 
     assert monitor["name"] == "servo-monitor" and monitor["restartPolicy"] == "Always"
     assert monitor["image"] == "mon:1"
-    assert env["OPTUNE_STATS_TOKEN"]["value"] == "tok"
+    assert "OPTUNE_STATS_TOKEN" not in env  # no credential in the pod spec
+    assert env["OPTUNE_STATS_TOKEN_FILE"]["value"] == "/var/run/secrets/servo/token"
+    assert env["OPTUNE_SIDECAR_STYLE"]["value"] == "native"
     assert env["OPTUNE_STATS_URL"]["value"] == "http://servo.servo.svc:8080/"
     assert env["OPTUNE_POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
     assert env["OPTUNE_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -150,52 +152,59 @@ def test_native_monitor_is_the_first_init_container_with_restart_policy_always()
     )
     assert monitor["terminationMessagePath"] == "/dev/termination-log"
     assert monitor["volumeMounts"] == [
-        {"name": "servo-rsys", "mountPath": "/rsys", "readOnly": True}
+        {"name": "servo-rsys", "mountPath": "/rsys", "readOnly": True},
+        {"name": "servo-stats-token", "mountPath": "/var/run/secrets/servo", "readOnly": True},
     ]
     assert monitor["resources"] == {
         "requests": {"cpu": "10m", "memory": "48Mi"},
         "limits": {"cpu": "100m", "memory": "64Mi"},
     }
-    assert out["spec"]["volumes"][-1] == {
-        "name": "servo-rsys",
-        "hostPath": {"path": "/sys", "type": "Directory"},
-    }
+    assert out["spec"]["volumes"][-2:] == [
+        {"name": "servo-rsys", "hostPath": {"path": "/sys", "type": "Directory"}},
+        {"name": "servo-stats-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "servo-stats", "expirationSeconds": 3600, "path": "token"}}]}},
+    ]  # fmt: skip
+    # The token is the monitor's alone: no other container mounts it.
     assert out["spec"]["containers"] == pod["spec"]["containers"]
 
 
 def test_native_monitor_goes_before_existing_init_containers() -> None:
     pod = job_pod()
     pod["spec"]["initContainers"] = [{"name": "setup", "image": "busybox"}]
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
     assert [c["name"] for c in out["spec"]["initContainers"]] == ["servo-monitor", "setup"]
 
 
 def test_plain_monitor_is_appended_so_container_indexes_stay() -> None:
     pod = job_pod()
-    out = _apply(pod, monitor_patch(pod, PLAIN, token="t"))
+    out = _apply(pod, monitor_patch(pod, PLAIN))
     names = [c["name"] for c in out["spec"]["containers"]]
 
     assert names == [c["name"] for c in pod["spec"]["containers"]] + ["servo-monitor"]
     assert "restartPolicy" not in out["spec"]["containers"][-1]
+    env = {e["name"]: e["value"] for e in out["spec"]["containers"][-1]["env"] if "value" in e}
+    assert env["OPTUNE_SIDECAR_STYLE"] == "plain"
     assert "initContainers" not in out["spec"]
 
 
 def test_pod_without_volumes_gets_the_list() -> None:
     pod = job_pod()
     del pod["spec"]["volumes"]
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
-    assert [v["name"] for v in out["spec"]["volumes"]] == ["servo-rsys"]
+    assert [v["name"] for v in out["spec"]["volumes"]] == ["servo-rsys", "servo-stats-token"]
 
 
 def test_volume_name_taken_by_the_user_is_not_reused() -> None:
     pod = job_pod()
     pod["spec"]["volumes"].append({"name": "servo-rsys", "emptyDir": {}})
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    pod["spec"]["volumes"].append({"name": "servo-stats-token", "emptyDir": {}})
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
-    mount = out["spec"]["initContainers"][0]["volumeMounts"][0]["name"]
-    assert mount == "servo-rsys-2" and out["spec"]["volumes"][-1]["name"] == "servo-rsys-2"
+    mounts = [m["name"] for m in out["spec"]["initContainers"][0]["volumeMounts"]]
+    assert mounts == ["servo-rsys-2", "servo-stats-token-2"]
+    assert [v["name"] for v in out["spec"]["volumes"][-2:]] == mounts
 
 
 @pytest.mark.parametrize(
@@ -206,7 +215,7 @@ def test_grace_period_is_raised_to_30_s(grace: int | None, expected: int | None)
     pod["spec"].pop("terminationGracePeriodSeconds", None)
     if grace is not None:
         pod["spec"]["terminationGracePeriodSeconds"] = grace
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
     assert out["spec"].get("terminationGracePeriodSeconds") == expected
 
@@ -219,7 +228,7 @@ def test_guaranteed_pod_gets_a_guaranteed_monitor() -> None:
             "requests": {"cpu": "1000m", "memory": "1Gi"},
         }
     assert is_guaranteed(pod)
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
     assert out["spec"]["initContainers"][0]["resources"]["requests"] == MONITOR_LIMITS
     assert is_guaranteed(out)
@@ -229,7 +238,7 @@ def test_guaranteed_pod_gets_a_guaranteed_monitor() -> None:
 def test_a_quantity_out_of_range_still_gets_the_monitor(cpu: str) -> None:
     pod = job_pod()
     pod["spec"]["containers"][0]["resources"] = {"limits": {"cpu": cpu, "memory": "1Gi"}}
-    out = _apply(pod, monitor_patch(pod, NATIVE, token="t"))
+    out = _apply(pod, monitor_patch(pod, NATIVE))
 
     assert has_monitor(out, "servo-monitor")
     desc = build_description(out["spec"]["containers"][0], Ranges())
@@ -240,8 +249,8 @@ def test_a_quantity_out_of_range_still_gets_the_monitor(cpu: str) -> None:
 def test_has_monitor_sees_plain_and_native() -> None:
     pod = job_pod()
     assert not has_monitor(pod, "servo-monitor")
-    assert has_monitor(_apply(pod, monitor_patch(pod, NATIVE, token="t")), "servo-monitor")
-    assert has_monitor(_apply(pod, monitor_patch(pod, PLAIN, token="t")), "servo-monitor")
+    assert has_monitor(_apply(pod, monitor_patch(pod, NATIVE)), "servo-monitor")
+    assert has_monitor(_apply(pod, monitor_patch(pod, PLAIN)), "servo-monitor")
 
 
 # -- DESCRIBE and ADJUST ------------------------------------------------------------------

@@ -20,6 +20,7 @@ from servo.check_kube import (
     check_leases,
     check_namespace,
     check_rbac,
+    check_token_reviews,
     scope_label,
 )
 from servo.check_report import check_backend, check_outbox
@@ -135,6 +136,7 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
                 results.append(check_rbac(creds, ns, timeout_s=t))
             if lease_ns is not None:
                 results.append(check_leases(creds, lease_ns, timeout_s=t))
+            results.append(check_token_reviews(creds, timeout_s=t))
         results.append(check_backend(cfg.report, timeout_s=t, deadline_s=opts.backend_deadline_s))
         results.append(check_outbox(cfg.report.outbox_dir))
         results.append(

@@ -19,6 +19,8 @@ LEASE_VERBS = ("get", "create", "update")
 LEASE_GROUP = "coordination.k8s.io"
 ROLE_EXAMPLE = "example/svc-role.yaml"
 CLUSTERROLE_EXAMPLE = "example/svc-clusterrole.yaml"
+TOKEN_REVIEW_GROUP = "authentication.k8s.io"
+TOKEN_REVIEW_EXAMPLE = "example/svc-tokenreview.yaml"
 
 
 def check_credentials(
@@ -251,3 +253,27 @@ def check_leases(creds: Any, namespace: str, *, timeout_s: float) -> CheckResult
         )
 
     return rbac_result(name, f'leases.{LEASE_GROUP} in namespace "{namespace}"', answers, fix)
+
+
+def check_token_reviews(creds: Any, *, timeout_s: float) -> CheckResult:
+    """create on tokenreviews: how the stats receiver checks a monitor's POST credential.
+
+    Missing is a warning, not a failure: the termination message still carries the stats."""
+    name = "tokenreviews"
+    try:
+        allowed = access_review(
+            creds, verb="create", resource="tokenreviews", group=TOKEN_REVIEW_GROUP,
+            namespace=None, timeout_s=timeout_s,
+        )  # fmt: skip
+    except KubeError as e:
+        return rbac_result(name, "", {}, None, unasked=str(e))
+    if allowed:
+        return CheckResult(name, Status.OK, f"create on tokenreviews.{TOKEN_REVIEW_GROUP} allowed")
+    return CheckResult(
+        name,
+        Status.WARN,
+        f"not allowed: create on tokenreviews.{TOKEN_REVIEW_GROUP}; monitors' POSTs will get 503 "
+        "and only their termination messages will carry stats",
+        fix=f"kubectl apply -f {TOKEN_REVIEW_EXAMPLE} (a ClusterRole with create on "
+        "tokenreviews, bound to the servo's service account)",
+    )

@@ -93,7 +93,7 @@ def test_everything_ok_exits_0_and_says_hello_with_an_id_of_its_own(
     lines = proc.stdout.splitlines()
     for name in ("configuration", "kube credentials", "API server", "namespace default",
                  "RBAC default", "namespace batch", "RBAC batch", "backend", "outbox",
-                 "stats port", "metrics port"):  # fmt: skip
+                 "stats port", "metrics port", "tokenreviews"):  # fmt: skip
         assert any(line.startswith("OK") and f" {name} " in line for line in lines), name
     assert any(line.startswith("SKIP") and "cgroup layout" in line for line in lines)
     assert "v1.30.0-emu" in proc.stdout
@@ -104,9 +104,9 @@ def test_everything_ok_exits_0_and_says_hello_with_an_id_of_its_own(
     assert hello.param == {"account": "acme", "reason": "check"}
     assert hello.headers["Authorization"] == f"Bearer {BACKEND_TOKEN}"
     assert "/accounts/acme/applications/_global_/servo" in hello.path
-    # RBAC was asked, not guessed: one review per verb and namespace.
+    # RBAC was asked, not guessed: one review per verb and namespace, and tokenreviews.
     reviews = [r for r in emu.requests if r.resource == "selfsubjectaccessreviews"]
-    assert len(reviews) == 8
+    assert len(reviews) == 9
     for token in (KUBE_TOKEN, BACKEND_TOKEN):
         assert token not in proc.stdout + proc.stderr
     assert time.monotonic() - started < 20
@@ -265,6 +265,17 @@ def test_leader_election_needs_lease_verbs(
     assert "leases.coordination.k8s.io" in leases.fix and "ops" in leases.fix
     without = by_name(checks(servo_env(backend, tmp_path), kubeconfig))
     assert not any(name.startswith("leases") for name in without)
+
+
+def test_token_reviews_denied_is_a_warning_naming_the_example(
+    emu: KubeEmulator, kubeconfig: Path, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    emu.deny("create", None, resource="tokenreviews")
+    results = checks(servo_env(backend, tmp_path), kubeconfig)
+    found = by_name(results)["tokenreviews"]
+    assert found.status is Status.WARN and "503" in found.detail
+    assert "example/svc-tokenreview.yaml" in found.fix
+    assert exit_code(results) == 0
 
 
 def test_review_forbidden_is_a_warning_only(

@@ -147,6 +147,14 @@ def max_memory_from_file(text: str, *, source: str) -> Reading:
         return Reading(missing={"max_memory": f"{source}: {e}"})
 
 
+def oom_kills_from_events(text: str, *, source: str) -> Reading:
+    """v1 memory.oom_control or v2 memory.events -> oom_kills (the `oom_kill` counter)."""
+    value = parse_keyed(text).get("oom_kill")
+    if value is None:
+        return Reading(missing={"oom_kills": f"{source}: no oom_kill field"})
+    return Reading(values={"oom_kills": value})
+
+
 def is_populated(cgroup_events: str) -> bool | None:
     """v2 cgroup.events -> the `populated` flag; None when the file is half-written."""
     value = parse_keyed(cgroup_events).get("populated")

@@ -47,6 +47,15 @@ class PodCgroup:
         """The directory that holds the container cgroups we watch (memory on v1)."""
         return self.memory
 
+    def child(self, name: str) -> PodCgroup:
+        """A container cgroup of this pod: the same name below each controller's pod dir."""
+        return PodCgroup(
+            version=self.version,
+            memory=self.memory / name,
+            cpu=self.cpu / name,
+            pids=None if self.pids is None else self.pids / name,
+        )
+
 
 def detect_version(cgroup_root: Path) -> CgroupVersion:
     """v2 when the root is a unified hierarchy (it has cgroup.controllers), else v1."""

@@ -23,6 +23,7 @@ _UID_RE = re.compile(r"^[0-9a-fA-F][0-9a-fA-F_-]{7,63}$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 LOG_FORMATS = ("json", "text")
+SIDECAR_STYLES = ("native", "plain")
 
 T = TypeVar("T")
 N = TypeVar("N", int, float)
@@ -56,8 +57,15 @@ class Config:
     search_depth: int = 5
     # The pod shares one process namespace (shareProcessNamespace: true): processes are visible.
     shared_pid_namespace: bool = False
-    # Finish by itself when every other container exited (plain sidecars before Kubernetes 1.29).
+    # "native": an init container with restartPolicy Always (Kubernetes 1.29+), whose cue is
+    # the SIGTERM the kubelet always sends once the main containers exited. "plain": a regular
+    # container that nobody signals: it watches its siblings and has bounds (below).
+    sidecar_style: str = "plain"
+    # Finish by itself when every other container exited (default: plain style only).
     watch_siblings: bool = True
+    # Plain style: no job container seen running this long after start (they exited before the
+    # monitor looked, or cannot be watched): read what it can, report, exit.
+    unseen_wait_s: float = 30.0
     # Per-try timeout of the POST; short, since the pod is dying.
     post_timeout_s: float = 1.0
     # POST tries and overall deadline: a few seconds stays well inside the grace period.
@@ -171,7 +179,20 @@ def load_config(environ: Mapping[str, str]) -> Config:
     shared = _get(
         environ, "OPTUNE_SHARED_PID_NAMESPACE", _parse_bool, False, problems, "true or false"
     )
-    siblings = _get(environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, True, problems, "true or false")
+    style = (environ.get("OPTUNE_SIDECAR_STYLE") or "plain").strip().lower()
+    if style not in SIDECAR_STYLES:
+        problems.append(f"OPTUNE_SIDECAR_STYLE={style!r}: expected one of {SIDECAR_STYLES}")
+    siblings = _get(
+        environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, style != "native", problems, "true or false"
+    )
+    unseen_wait = _get(
+        environ,
+        "OPTUNE_UNSEEN_WAIT",
+        _bounded(float, 1.0, 86400.0),
+        30.0,
+        problems,
+        "seconds between 1 and 86400",
+    )
     post_timeout = _get(
         environ,
         "OPTUNE_POST_TIMEOUT",
@@ -193,7 +214,9 @@ def load_config(environ: Mapping[str, str]) -> Config:
         poll_interval_s=poll,
         search_depth=depth,
         shared_pid_namespace=shared,
+        sidecar_style=style,
         watch_siblings=siblings,
+        unseen_wait_s=unseen_wait,
         post_timeout_s=post_timeout,
         log_format=log_format,
         debug=debug > 0,
@@ -214,5 +237,7 @@ def describe(config: Config) -> dict[str, object]:
         "stats_token": "***" if config.stats_token else None,
         "poll_interval_s": config.poll_interval_s,
         "shared_pid_namespace": config.shared_pid_namespace,
+        "sidecar_style": config.sidecar_style,
         "watch_siblings": config.watch_siblings,
+        "unseen_wait_s": config.unseen_wait_s,
     }

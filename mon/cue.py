@@ -195,7 +195,10 @@ def wait_for_cue(
     """
     state = SiblingState()
     started = time.monotonic()
-    while not stop.wait(poll_interval_s):
+    # The first poll at once: a short job may be gone before the first interval has passed.
+    first = True
+    while first or not stop.wait(poll_interval_s):
+        first = False
         try:
             if sample is not None:
                 sample()

@@ -6,15 +6,10 @@ mark the job's pod Failed.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import argparse
 
 from mon import __version__
 from mon.cgroup_paths import (
@@ -27,17 +22,22 @@ from mon.config import Config, describe, load_config
 from mon.cue import (
     CgroupSiblings,
     SharedNamespaceProcesses,
-    SiblingWatch,
     install_stop_handlers,
     wait_for_cue,
 )
 from mon.errors import CgroupNotFoundError, ConfigError
 from mon.finish import read_stats
-from mon.logs import configure_logging
+from mon.logs import configure_logging, get_logger
 from mon.samples import PodSampler
 from mon.wire import Cue, Stats, StatsPost
 
-logger = logging.getLogger("mon")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from mon.cue import SiblingWatch
+
+logger = get_logger("mon")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2

@@ -7,24 +7,28 @@ cgroup and its container cgroups (`PodCgroup.child`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from mon import cgroup_parse as parse
 from mon.cgroup_paths import PodCgroup
 from mon.errors import CgroupParseError
+from mon.logs import get_logger
 from mon.wire import PodMaxMemorySource
 
-logger = logging.getLogger(__name__)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+else:
+    from mon.record import Record
+
+logger = get_logger(__name__)
 
 CPU_FIGURES = ("cpu_time", "cpu_user", "cpu_system")
 MEMORY_FIGURES = tuple(f"memory.{n}" for n in parse.MEMORY_FIELDS)
 
 
-@dataclass(frozen=True, slots=True)
-class PodFigures:
+class PodFigures(Record):
     """What the pod cgroup said (pod totals), with a reason for every figure it did not say."""
 
     cpu_time: float | None

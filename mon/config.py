@@ -6,15 +6,22 @@ one ConfigError listing them all; `__main__` prints it and exits with status 2.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from mon.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+    from typing import TypeVar
+
+    T = TypeVar("T")
+    N = TypeVar("N", int, float)
+else:
+    from mon.record import Record
 
 # The servo's stats receiver port in the original design (the monitor POSTed to <target>:8080).
 STATS_PORT = 8080
@@ -25,12 +32,8 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 LOG_FORMATS = ("json", "text")
 SIDECAR_STYLES = ("native", "plain")
 
-T = TypeVar("T")
-N = TypeVar("N", int, float)
 
-
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(Record):
     """Everything the monitor needs, validated."""
 
     # The pod UID (Downward API metadata.uid): finds the pod cgroup and is the POST's "id".
@@ -121,6 +124,8 @@ def _check_url(url: str) -> bool:
 
 def stats_url_for_host(host: str) -> str:
     """The receiver URL for a bare host or IP, as the original built it: http://<host>:8080/."""
+    import ipaddress  # only for REPORT_TARGET / SELF_IP
+
     try:
         if ipaddress.ip_address(host).version == 6:
             host = f"[{host}]"

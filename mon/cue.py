@@ -10,29 +10,26 @@ The decision itself (`SiblingState.update`) is pure.
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
 
 from mon.cgroup_parse import is_populated, parse_int
 from mon.cgroup_paths import PodCgroup, container_id_from_name, list_container_dirs
 from mon.errors import CgroupParseError
+from mon.logs import get_logger
 from mon.wire import Cue
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Polls in a row with every sibling gone before we believe it: a container that is being
 # created (or restarted) can be briefly absent or unpopulated.
 CONFIRM_POLLS = 2
 
 
-@dataclass(slots=True)
 class SiblingState:
     """PURE decision state: siblings must have been seen running before their absence counts.
 
@@ -41,8 +38,11 @@ class SiblingState:
     unidentified, the pause container is one sibling that never exits.
     """
 
-    seen_running: bool = False
-    quiet_polls: int = 0
+    __slots__ = ("seen_running", "quiet_polls")
+
+    def __init__(self) -> None:
+        self.seen_running = False
+        self.quiet_polls = 0
 
     def update(self, running: Mapping[str, bool], *, tolerated: int = 0) -> bool:
         """Feed one poll (sibling -> running?); True once every sibling has exited."""
@@ -63,7 +63,18 @@ def _read(path: Path) -> str | None:
         return None
 
 
-Role = Literal["own", "sandbox", "job"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    Role = Literal["own", "sandbox", "job"]
+
+    class SiblingWatch(Protocol):
+        """What `wait_for_cue` polls: CgroupSiblings or SharedNamespaceProcesses."""
+
+        def running(self) -> Mapping[str, bool]: ...
+
+        def tolerated(self) -> int: ...
 
 
 class CgroupSiblings:
@@ -173,12 +184,6 @@ class SharedNamespaceProcesses:
         return 0
 
 
-class SiblingWatch(Protocol):
-    def running(self) -> Mapping[str, bool]: ...
-
-    def tolerated(self) -> int: ...
-
-
 def wait_for_cue(
     *,
     stop: threading.Event,
@@ -204,7 +209,7 @@ def wait_for_cue(
                 sample()
             if siblings is not None:
                 running = siblings.running()
-                if logger.isEnabledFor(logging.DEBUG):
+                if logger.debug_enabled():
                     logger.debug("siblings polled", extra={"running": sorted(running)})
                 if state.update(running, tolerated=siblings.tolerated()):
                     return "siblings-exited"

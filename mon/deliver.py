@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import random
 import threading
 import time
@@ -20,9 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from mon.errors import DeliveryError
+from mon.logs import get_logger
 from mon.wire import Stats, StatsPost, fit_termination_message
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 

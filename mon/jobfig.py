@@ -14,7 +14,6 @@ above the pod's peak.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from mon.cgroup_parse import Reading
 from mon.wire import JobMaxMemorySource, PodMaxMemorySource
@@ -23,16 +22,34 @@ CPU_FIGURES = ("cpu_time", "cpu_user", "cpu_system")
 NO_OWN_CGROUP = "the monitor's own container cgroup was not identified, so it cannot be kept out"
 
 
-@dataclass(slots=True)
 class JobFigures:
     """The job's own figures, what was subtracted, and a reason for each null figure."""
 
-    cpu: dict[str, float | None] = field(default_factory=dict)
-    max_memory: int | None = None
-    max_memory_source: JobMaxMemorySource | None = None
-    monitor_cpu_time: float | None = None
-    monitor_max_memory: int | None = None
-    missing: dict[str, str] = field(default_factory=dict)
+    __slots__ = (
+        "cpu",
+        "max_memory",
+        "max_memory_source",
+        "monitor_cpu_time",
+        "monitor_max_memory",
+        "missing",
+    )
+
+    def __init__(
+        self,
+        *,
+        cpu: dict[str, float | None] | None = None,
+        max_memory: int | None = None,
+        max_memory_source: JobMaxMemorySource | None = None,
+        monitor_cpu_time: float | None = None,
+        monitor_max_memory: int | None = None,
+        missing: dict[str, str] | None = None,
+    ) -> None:
+        self.cpu: dict[str, float | None] = {} if cpu is None else cpu
+        self.max_memory = max_memory
+        self.max_memory_source = max_memory_source
+        self.monitor_cpu_time = monitor_cpu_time
+        self.monitor_max_memory = monitor_max_memory
+        self.missing: dict[str, str] = {} if missing is None else missing
 
 
 def sum_readings(readings: Iterable[Reading]) -> Reading:

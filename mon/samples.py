@@ -8,20 +8,20 @@ kernels without memory.peak the pod's memory.current is sampled as a fallback pe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from mon.cgroup_paths import PodCgroup, container_id_from_name
 from mon.cgroup_read import read_cpu, read_memory_current, read_oom_kills, read_watermark
 from mon.cue import CgroupSiblings
 
 
-@dataclass(slots=True)
 class ContainerSample:
     """One job container's own figures, as last read while it ran."""
 
-    cpu_time: float | None = None
-    max_memory: int | None = None
-    oom_kills: int | None = None
+    __slots__ = ("cpu_time", "max_memory", "oom_kills")
+
+    def __init__(self) -> None:
+        self.cpu_time: float | None = None
+        self.max_memory: int | None = None
+        self.oom_kills: int | None = None
 
 
 def _larger(a: int | None, b: int | None) -> int | None:

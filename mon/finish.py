@@ -67,6 +67,19 @@ def job_figures(
     return figures, job
 
 
+def total_oom_kills(
+    version: str, pod_count: int | None, containers: dict[str, ContainerFigures]
+) -> int | None:
+    """PURE: v2's pod counter already counts its containers' kills; v1's counts only kills in
+    the pod cgroup itself, so the job containers' own counters (last read) are added."""
+    if version == "v2":
+        return pod_count
+    seen = [c["oom_kills"] for c in containers.values() if c["oom_kills"] is not None]
+    if pod_count is None and not seen:
+        return None
+    return (pod_count or 0) + sum(seen)
+
+
 def container_figures(sampler: PodSampler | None) -> dict[str, ContainerFigures]:
     if sampler is None:
         return {}
@@ -92,11 +105,14 @@ def read_stats(
         job = JobFigures(missing=dict.fromkeys(JOB_FIGURES, why))
     else:
         figures, job = job_figures(pod, layout, sampler, clk_tck=clk_tck)
+    containers = container_figures(sampler)
+    version = pod.version if pod else detect_version(cgroup_root)
     return build_stats(
         pod=figures,
         job=job,
-        containers=container_figures(sampler),
-        cgroup=pod.version if pod else detect_version(cgroup_root),
+        containers=containers,
+        oom_kills=total_oom_kills(version, figures.oom_kills, containers),
+        cgroup=version,
         cgroup_path=str(pod.path) if pod else "",
         cpus=os.cpu_count() or 1,
         monitor_rss=own_rss_bytes(),

@@ -20,6 +20,7 @@ def build_stats(
     monitor_rss: int | None,
     monitor_max_rss: int | None,
     cue: Cue,
+    oom_kills: int | None = None,
 ) -> Stats:
     """Assemble the stats; `missing` names every null figure."""
     missing = {f"pod_{k}" if k in _POD_RENAMED else k: v for k, v in pod.missing.items()}
@@ -50,7 +51,7 @@ def build_stats(
         "monitor_max_memory": job.monitor_max_memory,
         "monitor_rss": monitor_rss,
         "monitor_max_rss": monitor_max_rss,
-        "oom_kills": pod.oom_kills,
+        "oom_kills": pod.oom_kills if oom_kills is None else oom_kills,
         "cue": cue,
     }
     if containers:

@@ -27,8 +27,9 @@ V1_OWN = {"cpuacct.usage": "200000000\n", "cpuacct.stat": "user 15\nsystem 5\n",
           "memory.usage_in_bytes": f"{10 * MIB}\n"}  # fmt: skip
 V1_PAUSE = {"cpuacct.usage": "50000000\n", "cpuacct.stat": "user 3\nsystem 2\n",
             "memory.usage_in_bytes": f"{1 * MIB}\n"}  # fmt: skip
+# v1 counts a container's OOM kill in the container's cgroup only, not in the pod's.
 V1_APP = {"cpuacct.usage": "9000000000\n", "memory.max_usage_in_bytes": f"{300 * MIB}\n",
-          "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"}  # fmt: skip
+          "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"}  # fmt: skip
 
 
 def _cpu_stat(usec: int) -> str:
@@ -90,9 +91,9 @@ def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
     assert stats["max_memory_source"] == "pod-peak-minus-monitor"
     assert stats["pod_max_memory"] == 524288000
     assert stats["monitor_max_memory"] == 11 * MIB
-    assert stats["oom_kills"] == 0
+    assert stats["oom_kills"] == 1  # pod counter 0 + the app container's 1
     assert stats["containers"] == {
-        APP: {"cpu_time": pytest.approx(9.0), "max_memory": 300 * MIB, "oom_kills": 0}
+        APP: {"cpu_time": pytest.approx(9.0), "max_memory": 300 * MIB, "oom_kills": 1}
     }
     assert stats["monitor_max_rss"] > 0
     assert rec.bodies == [{"id": POD_UID, "stats": stats}]

@@ -88,7 +88,8 @@ def locate(config: Config) -> tuple[PodCgroup | None, str]:
 
 def _read_proc(config: Config, name: str) -> str:
     try:
-        return (config.proc_root / "self" / name).read_text()
+        # Paths in these files are the host's bytes, not necessarily UTF-8.
+        return (config.proc_root / "self" / name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
 
@@ -199,10 +200,29 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     install_stop_handlers(stop)
     try:
         return run(config, stop=stop, once=once)
-    except Exception:
-        # Never fail the job's pod because of the monitor.
+    except Exception as e:
+        # Never fail the job's pod because of the monitor, and still say why nothing came.
         logger.exception("monitor failed")
+        report_failure(config, f"monitor failed: {type(e).__name__}: {e}"[:300])
         return EXIT_OK
+
+
+def report_failure(config: Config, reason: str) -> None:
+    """A termination message with every figure null for `reason`; never raises."""
+    try:
+        from mon.deliver import write_termination_message
+
+        stats = read_stats(
+            cgroup_root=config.sys_root / "fs" / "cgroup",
+            pod=None,
+            why=reason,
+            layout=None,
+            sampler=None,
+            cue="deadline",
+        )
+        write_termination_message(config.termination_log, stats)
+    except Exception:
+        logger.exception("failure report not written")
 
 
 if __name__ == "__main__":

@@ -108,11 +108,12 @@ def job_peak(
     overhead_min: int | None,
     container_peaks: Iterable[int],
     out: JobFigures,
+    overhead_reason: str = NO_OWN_CGROUP,
 ) -> None:
     """max(lower bound from container watermarks, pod peak - min overhead) <= pod peak."""
     out.monitor_max_memory = overhead_min
     if overhead_min is None:
-        out.missing["monitor_max_memory"] = NO_OWN_CGROUP
+        out.missing["monitor_max_memory"] = overhead_reason
     upper = None
     if pod_peak is not None and overhead_min is not None:
         upper = max(0, pod_peak - overhead_min)
@@ -125,6 +126,6 @@ def job_peak(
         value = lower
         out.max_memory_source = "container-peak"
     else:
-        out.missing["max_memory"] = pod_reason if pod_peak is None else NO_OWN_CGROUP
+        out.missing["max_memory"] = pod_reason if pod_peak is None else overhead_reason
         return
     out.max_memory = value if pod_peak is None else min(value, pod_peak)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from mon.cgroup_paths import PodCgroup, container_id_from_name
 from mon.cgroup_read import read_cpu, read_memory_current, read_oom_kills, read_watermark
 from mon.cue import CgroupSiblings
+from mon.jobfig import NO_OWN_CGROUP
 
 
 class ContainerSample:
@@ -40,12 +41,18 @@ class PodSampler:
         self.pod_max_bytes: int | None = None
         # Monitor + sandbox memory use: the smallest sum seen after the monitor's start-up.
         self.overhead_min: int | None = None
+        # Why there is no overhead sample yet (the reason `monitor_max_memory` is null).
+        self.overhead_reason = "not sampled"
         self.containers: dict[str, ContainerSample] = {}
 
     def sample(self) -> None:
         self.pod_max_bytes = _larger(self.pod_max_bytes, read_memory_current(self.pod))
         roles = self.layout.by_role()
-        overhead = self._overhead(roles["own"] + roles["sandbox"]) if roles["own"] else None
+        if not roles["own"]:
+            self.overhead_reason = NO_OWN_CGROUP
+            overhead = None
+        else:
+            overhead = self._overhead(roles["own"] + roles["sandbox"])
         if overhead is not None and (self.overhead_min is None or overhead < self.overhead_min):
             self.overhead_min = overhead
         for name in roles["job"]:
@@ -54,8 +61,11 @@ class PodSampler:
     def _overhead(self, names: list[str]) -> int | None:
         total = 0
         for name in names:
-            used = read_memory_current(self.pod.child(name))
+            cg = self.pod.child(name)
+            used = read_memory_current(cg)
             if used is None:
+                file = "memory.current" if cg.version == "v2" else "memory.usage_in_bytes"
+                self.overhead_reason = f"{file} of {name} unreadable (no memory controller?)"
                 return None
             total += used
         return total

@@ -207,3 +207,17 @@ def test_sandbox_is_identified_and_then_not_tolerated(tmp_path: Path) -> None:
     unknown = CgroupSiblings(pod, own_names={SELF}, sandbox_ids={cid("other")}, own_pid=1)
     assert unknown.running() == {APP: True, PAUSE: True}
     assert unknown.tolerated() == 1
+
+
+def test_shared_namespace_watch_lists_proc_without_psutil(tmp_path: Path) -> None:
+    from mon.cue import SharedNamespaceProcesses
+
+    for name in ("1", "42", "77", "self", "sys"):
+        (tmp_path / name).mkdir()
+    watch = SharedNamespaceProcesses(own_pid=42, proc_root=tmp_path)
+    assert watch.running() == {"pid 77": True} and watch.tolerated() == 0
+    (tmp_path / "77").rmdir()
+    assert watch.running() == {}
+    assert SharedNamespaceProcesses(own_pid=1, proc_root=tmp_path / "gone").running() == {
+        "unknown": True
+    }

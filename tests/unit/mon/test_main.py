@@ -16,6 +16,7 @@ from tests.unit.mon.cgtree import (
     POD_UID,
     build_v1,
     build_v2,
+    cid,
     container_dir_name,
 )
 from tests.unit.mon.monproc import APP, PAUSE, REPO, SELF, Start, fake_proc, mon_env
@@ -201,3 +202,45 @@ def test_help_exits_0() -> None:
     )
     assert done.returncode == 0
     assert "OPTUNE_POD_UID" in done.stdout
+
+
+def test_undecodable_bytes_in_proc_files_do_not_cost_the_report(
+    tmp_path: Path, start: Start
+) -> None:
+    build_v2(tmp_path, POD_PATHS[("systemd", "burstable")], containers={APP: True})
+    proc = fake_proc(tmp_path, SELF)
+    (proc / "self" / "mountinfo").write_bytes(b"2 1 254:1 /caf\xe9 /etc/hostname rw\n")
+    (proc / "self" / "cgroup").write_bytes(b"0::/\xff\xfe\n")
+    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(proc)), "--once")
+    assert mon.proc.wait(timeout=30) == 0, mon.lines
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert stats["cue"] == "once" and stats["pod_cpu_time"] == 12.5
+
+
+def test_a_failure_report_names_the_reason(tmp_path: Path) -> None:
+    from mon.__main__ import report_failure
+    from mon.config import load_config
+
+    config = load_config(mon_env(tmp_path))
+    report_failure(config, "monitor failed: RuntimeError: boom")
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert stats["cue"] == "deadline" and stats["cpu_time"] is None
+    assert stats["missing"]["cpu_time"] == "monitor failed: RuntimeError: boom"
+
+
+def test_two_job_containers_are_reported_each_and_together(tmp_path: Path, start: Start) -> None:
+    other = cid("sidecar-job")
+    build_v1(
+        tmp_path,
+        POD_PATHS[("cgroupfs", "burstable")],
+        containers={APP: 1, other: 1, PAUSE: 1, SELF: 1},
+        container_files={SELF: V1_OWN, PAUSE: V1_PAUSE, APP: V1_APP,
+                         other: {"cpuacct.usage": "3000000000\n",
+                                 "memory.max_usage_in_bytes": f"{100 * MIB}\n"}},
+    )  # fmt: skip
+    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, SELF))), "--once")
+    assert mon.proc.wait(timeout=30) == 0, mon.lines
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert set(stats["containers"]) == {APP, other}
+    assert stats["containers"][other]["cpu_time"] == pytest.approx(3.0)
+    assert stats["cpu_time"] == pytest.approx(12.25)  # both job containers, neither subtracted

@@ -213,12 +213,7 @@ def report_failure(config: Config, reason: str) -> None:
         from mon.deliver import write_termination_message
 
         stats = read_stats(
-            cgroup_root=config.sys_root / "fs" / "cgroup",
-            pod=None,
-            why=reason,
-            layout=None,
-            sampler=None,
-            cue="deadline",
+            cgroup_root=config.sys_root / "fs" / "cgroup", why=reason, cue="deadline"
         )
         write_termination_message(config.termination_log, stats)
     except Exception:

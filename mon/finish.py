@@ -93,11 +93,11 @@ def container_figures(sampler: PodSampler | None) -> dict[str, ContainerFigures]
 def read_stats(
     *,
     cgroup_root: Path,
-    pod: PodCgroup | None,
     why: str,
-    layout: CgroupSiblings | None,
-    sampler: PodSampler | None,
     cue: Cue,
+    pod: PodCgroup | None = None,
+    layout: CgroupSiblings | None = None,
+    sampler: PodSampler | None = None,
 ) -> Stats:
     """Everything the monitor reports, or why each figure could not be had."""
     clk_tck = os.sysconf("SC_CLK_TCK")

@@ -7,8 +7,10 @@ it execs; the job's cgroup is removed right after it exits, as runtimes do (test
 Styles: native (the monitor starts first; SIGTERM after the job exited) and plain (the job starts
 first; the monitor notices the exit itself). The monitor's termination message is compared with
 the workload's own account: getrusage of itself and its children (CPU), and the sum over its
-processes of their private resident peak (ru_maxrss less the interpreter's shared file-backed
-pages, which are charged to whichever cgroup first read them; ru_maxrss is shown beside it).
+processes of their private resident peak (VmHWM, the resident high-water mark of each
+process's address space, less the interpreter's shared file-backed pages, which are charged to
+whichever cgroup first read them; the whole VmHWM sum, as ru_maxrss would count it, is shown
+beside it as "rss").
 
     python bench/bench_accuracy.py [--quick] [--idle-seconds 20] [--strict]
 
@@ -117,7 +119,7 @@ def mem_row(case: Case, run: PodRun) -> tuple[str, bool]:
     line = (
         f"{case.version:<3} {case.style:<7} mem {case.mem_mib:>3} MiB x{case.procs}  "
         f"{truth / MIB:>8.1f} {read / MIB:>8.1f} {err / truth * 100:>+7.2f}% {err / MIB:>+6.2f} MiB"
-        f"  ru_maxrss {maxrss:>6.1f}  pod {pod:>6.1f}"
+        f"  rss {maxrss:>6.1f}  pod {pod:>6.1f}"
         f"  {run.stats.get('max_memory_source')!s:<22} {'PASS' if ok else 'MISS'}"
     )
     return line, ok

@@ -134,6 +134,24 @@ def stats_url_for_host(host: str) -> str:
     return f"http://{host}:{STATS_PORT}/"
 
 
+# Every number the monitor takes: parser, range, default, what the error message expects.
+NUMERIC_SETTINGS: dict[str, tuple[Callable[[str], float], float, float, float, str]] = {
+    "OPTUNE_POLL_INTERVAL": (float, 0.01, 3600.0, 1.0, "seconds between 0.01 and 3600"),
+    "OPTUNE_POST_TIMEOUT": (float, 0.1, 60.0, 1.0, "seconds between 0.1 and 60"),
+    "OPTUNE_UNSEEN_WAIT": (float, 1.0, 86400.0, 30.0, "seconds between 1 and 86400"),
+    "OPTUNE_CGROUP_SEARCH_DEPTH": (int, 1, 12, 5, "an integer between 1 and 12"),
+    "OPTUNE_DEBUG": (int, 0, 5, 0, "an integer 0..5"),
+}
+
+
+def _numbers(environ: Mapping[str, str], problems: list[str]) -> dict[str, float]:
+    """Each numeric setting, finite and in its range (nan and inf fail the range check)."""
+    return {
+        name: _get(environ, name, _bounded(parse, lo, hi), default, problems, expected)
+        for name, (parse, lo, hi, default, expected) in NUMERIC_SETTINGS.items()
+    }
+
+
 def load_config(environ: Mapping[str, str]) -> Config:
     """Build the Config from `environ`; raise one ConfigError listing every problem."""
     problems: list[str] = []
@@ -165,22 +183,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
             problems.append(f"{name}={raw!r}: expected an absolute path")
         return Path(raw or default)
 
-    poll = _get(
-        environ,
-        "OPTUNE_POLL_INTERVAL",
-        _bounded(float, 0.01, 3600.0),
-        1.0,
-        problems,
-        "seconds between 0.01 and 3600",
-    )
-    depth = _get(
-        environ,
-        "OPTUNE_CGROUP_SEARCH_DEPTH",
-        _bounded(int, 1, 12),
-        5,
-        problems,
-        "an integer between 1 and 12",
-    )
+    numbers = _numbers(environ, problems)
     shared = _get(
         environ, "OPTUNE_SHARED_PID_NAMESPACE", _parse_bool, False, problems, "true or false"
     )
@@ -190,23 +193,6 @@ def load_config(environ: Mapping[str, str]) -> Config:
     siblings = _get(
         environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, style != "native", problems, "true or false"
     )
-    unseen_wait = _get(
-        environ,
-        "OPTUNE_UNSEEN_WAIT",
-        _bounded(float, 1.0, 86400.0),
-        30.0,
-        problems,
-        "seconds between 1 and 86400",
-    )
-    post_timeout = _get(
-        environ,
-        "OPTUNE_POST_TIMEOUT",
-        _bounded(float, 0.1, 60.0),
-        1.0,
-        problems,
-        "seconds between 0.1 and 60",
-    )
-    debug = _get(environ, "OPTUNE_DEBUG", _bounded(int, 0, 5), 0, problems, "an integer 0..5")
 
     config = Config(
         pod_uid=uid,
@@ -216,15 +202,15 @@ def load_config(environ: Mapping[str, str]) -> Config:
         termination_log=path("OPTUNE_TERMINATION_LOG", "/dev/termination-log"),
         stats_url=stats_url,
         stats_token=(environ.get("OPTUNE_STATS_TOKEN") or "").strip() or None,
-        poll_interval_s=poll,
-        search_depth=depth,
+        poll_interval_s=numbers["OPTUNE_POLL_INTERVAL"],
+        search_depth=int(numbers["OPTUNE_CGROUP_SEARCH_DEPTH"]),
         shared_pid_namespace=shared,
         sidecar_style=style,
         watch_siblings=siblings,
-        unseen_wait_s=unseen_wait,
-        post_timeout_s=post_timeout,
+        unseen_wait_s=numbers["OPTUNE_UNSEEN_WAIT"],
+        post_timeout_s=numbers["OPTUNE_POST_TIMEOUT"],
         log_format=log_format,
-        debug=debug > 0,
+        debug=numbers["OPTUNE_DEBUG"] > 0,
     )
     if problems:
         raise ConfigError(problems)

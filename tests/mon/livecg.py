@@ -39,8 +39,10 @@ MIB = 1 << 20
 # The workload: `procs` interpreters (this one and procs-1 children), each touching `mem` bytes
 # page by page and holding them until all have touched theirs; then this one burns `cpu`
 # seconds of its own CPU time and prints its own account: getrusage of itself and its children
-# (CPU), and the sum over the processes of their resident peak (ru_maxrss) and of their private
-# resident peak (ru_maxrss less the shared file-backed pages of the interpreter, RssFile).
+# (CPU), and the sum over the processes of their resident peak and of their private resident
+# peak (less the shared file-backed pages of the interpreter, RssFile). The peak is VmHWM, the
+# high-water mark of the process's own address space: ru_maxrss would do, but it survives exec,
+# so a workload forked from a large parent (pytest) would inherit the parent's figure.
 WORKLOAD = r"""
 import os, resource, subprocess, sys, time
 cpu_s, mem, page, procs = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -48,12 +50,12 @@ def touch():
     buf = bytearray(mem)
     for i in range(0, mem, page):
         buf[i] = 1
-    rss_file = 0
+    status = {}
     for line in open("/proc/self/status"):
-        if line.startswith("RssFile:"):
-            rss_file = int(line.split()[1]) * 1024
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return buf, peak, peak - rss_file
+        key, _, value = line.partition(":")
+        status[key] = value.split()
+    peak = int(status["VmHWM"][0]) * 1024
+    return buf, peak, peak - int(status["RssFile"][0]) * 1024
 if len(sys.argv) > 5:
     buf, peak, private = touch()
     print(peak, private, flush=True)

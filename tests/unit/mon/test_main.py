@@ -244,3 +244,20 @@ def test_two_job_containers_are_reported_each_and_together(tmp_path: Path, start
     assert set(stats["containers"]) == {APP, other}
     assert stats["containers"][other]["cpu_time"] == pytest.approx(3.0)
     assert stats["cpu_time"] == pytest.approx(12.25)  # both job containers, neither subtracted
+
+
+def test_the_monitor_needs_nothing_but_the_standard_library() -> None:
+    # As the image runs it (python -S, no site-packages); typing, dataclasses and logging stay
+    # out of its start-up, which they would double.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import mon.__main__, mon.deliver; "
+        "heavy = {'typing', 'dataclasses', 'inspect', 'logging'} & set(sys.modules); "
+        "sys.exit(f'imported {sorted(heavy)}' if heavy else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr

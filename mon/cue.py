@@ -99,6 +99,7 @@ class CgroupSiblings:
         # cgroups, so their cgroup.procs need no second read (an idle poll reads less).
         self.others: set[str] = set()
         self.sandbox_seen = False
+        self.own_seen = False
 
     def role(self, ctr: Path) -> Role:
         cid = container_id_from_name(ctr.name)
@@ -108,11 +109,13 @@ class CgroupSiblings:
         if ctr.name in self.others:
             return "job"
         if ctr.name in self.own_names or (cid is not None and cid in self.own_names):
+            self.own_seen = True
             return "own"
         # Our own pid shows in our own container's cgroup.procs even across namespaces.
         procs = _read(ctr / "cgroup.procs")
         if procs is not None and str(self.own_pid) in procs.split():
             self.own_names.add(ctr.name)
+            self.own_seen = True
             logger.info("own container cgroup found", extra={"path": str(ctr)})
             return "own"
         if procs is not None:
@@ -129,8 +132,9 @@ class CgroupSiblings:
         return out
 
     def tolerated(self) -> int:
-        """Running siblings to ignore: one (the pause container) while the sandbox is unknown."""
-        return 0 if self.sandbox_seen else 1
+        """Running siblings to ignore: the pause container while the sandbox is unidentified,
+        and the monitor's own while that is (both never exit before the monitor does)."""
+        return (0 if self.sandbox_seen else 1) + (0 if self.own_seen else 1)
 
     def running(self) -> dict[str, bool]:
         """Job container name -> still running; vanished ones are left out."""

@@ -201,12 +201,15 @@ def test_sandbox_is_identified_and_then_not_tolerated(tmp_path: Path) -> None:
     )
     pod = find_pod_cgroup(cgroup_root=tmp_path / "fs" / "cgroup", pod_uid=POD_UID)
     layout = CgroupSiblings(pod, own_names={SELF}, sandbox_ids={PAUSE}, own_pid=1)
-    assert layout.tolerated() == 1  # nothing listed yet
+    assert layout.tolerated() == 2  # nothing listed yet
     assert layout.by_role() == {"own": [SELF], "sandbox": [PAUSE], "job": [APP]}
     assert layout.tolerated() == 0
     unknown = CgroupSiblings(pod, own_names={SELF}, sandbox_ids={cid("other")}, own_pid=1)
     assert unknown.running() == {APP: True, PAUSE: True}
     assert unknown.tolerated() == 1
+    lost = CgroupSiblings(pod, own_names=set(), sandbox_ids={PAUSE}, own_pid=1)
+    assert lost.running() == {APP: True, SELF: True}
+    assert lost.tolerated() == 1  # its own cgroup, unidentified, never exits before it does
 
 
 def test_shared_namespace_watch_lists_proc_without_psutil(tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ mark the job's pod Failed.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
 import sys
 import threading
@@ -16,31 +14,30 @@ from collections.abc import Mapping, Sequence
 from mon import __version__
 from mon.cgroup_paths import (
     PodCgroup,
-    detect_version,
     find_pod_cgroup,
     own_container_names,
     sandbox_ids_from_mountinfo,
 )
-from mon.cgroup_read import (
-    figures_unavailable,
-    read_memory_current,
-    read_pod_figures,
-)
 from mon.config import Config, describe, load_config
 from mon.cue import (
     CgroupSiblings,
-    Sampler,
     SharedNamespaceProcesses,
     install_stop_handlers,
     wait_for_cue,
 )
 from mon.errors import CgroupNotFoundError, ConfigError
-from mon.footprint import own_max_rss_bytes, own_rss_bytes
-from mon.logs import configure_logging
-from mon.stats import build_stats
+from mon.finish import read_stats
+from mon.logs import configure_logging, get_logger
+from mon.samples import PodSampler
 from mon.wire import Cue, Stats, StatsPost
 
-logger = logging.getLogger("mon")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+    from mon.cue import SiblingWatch
+
+logger = get_logger("mon")
 
 EXIT_OK = 0
 EXIT_CONFIG = 2
@@ -58,6 +55,8 @@ environment (see mon/README.md for every variable):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse  # only for flags: the injected monitor runs without any
+
     parser = argparse.ArgumentParser(
         prog="servo-mon",
         description="Wait for the job's containers to exit, read the pod cgroup, report it.",
@@ -89,84 +88,87 @@ def locate(config: Config) -> tuple[PodCgroup | None, str]:
 
 def _read_proc(config: Config, name: str) -> str:
     try:
-        return (config.proc_root / "self" / name).read_text()
+        # Paths in these files are the host's bytes, not necessarily UTF-8.
+        return (config.proc_root / "self" / name).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
 
 
-def sibling_watch(
-    config: Config, pod: PodCgroup | None
-) -> CgroupSiblings | (SharedNamespaceProcesses) | None:
-    """How this monitor notices that the other containers exited, if at all."""
-    if not config.watch_siblings:
-        return None
-    if config.shared_pid_namespace:
-        return SharedNamespaceProcesses(own_pid=os.getpid())
+def container_layout(config: Config, pod: PodCgroup | None) -> CgroupSiblings | None:
+    """The pod's container cgroups: which is the monitor's own, the sandbox's, the job's."""
     if pod is None:
         return None
     sandbox = sandbox_ids_from_mountinfo(_read_proc(config, "mountinfo"))
     own = own_container_names(_read_proc(config, "cgroup"))
     logger.info(
-        "watching sibling containers",
+        "pod containers",
         extra={"sandbox_ids": sorted(sandbox), "own_names": sorted(own)},
     )
     return CgroupSiblings(pod, own_names=own, sandbox_ids=sandbox, own_pid=os.getpid())
 
 
+def sibling_watch(config: Config, layout: CgroupSiblings | None) -> SiblingWatch | None:
+    """How this monitor notices that the other containers exited, if at all."""
+    if not config.watch_siblings:
+        return None
+    if config.shared_pid_namespace:
+        return SharedNamespaceProcesses(own_pid=os.getpid())
+    return layout
+
+
+def wait(
+    config: Config,
+    *,
+    stop: threading.Event,
+    layout: CgroupSiblings | None,
+    sampler: PodSampler | None,
+) -> Cue:
+    """Block for the cue. A plain-style monitor never waits unboundedly: nobody signals it.
+
+    OPTUNE_WATCH_SIBLINGS=false is taken as the operator's word that SIGTERM will come.
+    """
+    watch = sibling_watch(config, layout)
+    plain = config.sidecar_style == "plain"
+    if plain and config.watch_siblings and watch is None:
+        logger.warning("plain-style monitor cannot watch its siblings; reporting now")
+        return "deadline"
+    logger.info("waiting for cue", extra={"poll_interval_s": config.poll_interval_s})
+    return wait_for_cue(
+        stop=stop,
+        poll_interval_s=config.poll_interval_s,
+        siblings=watch,
+        sample=sampler.sample if sampler is not None else None,
+        unseen_give_up_s=config.unseen_wait_s if plain and watch is not None else None,
+    )
+
+
 def run(config: Config, *, stop: threading.Event, once: bool = False) -> int:
     """Find the pod cgroup, wait for the cue, read, deliver. Returns the exit status."""
     pod, why = locate(config)
-    sampler: Sampler | None = None
-    if pod is not None and pod.version == "v2":
-        found = pod
-        sampler = Sampler(lambda: read_memory_current(found))
+    layout = container_layout(config, pod)
+    sampler = None
+    if pod is not None and layout is not None:
+        sampler = PodSampler(pod, layout, clk_tck=os.sysconf("SC_CLK_TCK"))
         sampler.sample()
-    watch = sibling_watch(config, pod)
-    cue: Cue = "once"
-    if not once:
-        logger.info("waiting for cue", extra={"poll_interval_s": config.poll_interval_s})
-        cue = wait_for_cue(
-            stop=stop,
-            poll_interval_s=config.poll_interval_s,
-            siblings=watch.running if watch is not None else None,
-            sample=sampler.sample if sampler is not None else None,
-        )
+    cue: Cue = "once" if once else wait(config, stop=stop, layout=layout, sampler=sampler)
     logger.info("cue received", extra={"cue": cue})
-    if pod is None:
-        pod, why = locate(config)
     stats = read_stats(
-        config, pod=pod, why=why, sampled_max_memory=sampler.max_bytes if sampler else None, cue=cue
+        cgroup_root=config.sys_root / "fs" / "cgroup",
+        pod=pod,
+        why=why,
+        layout=layout,
+        sampler=sampler,
+        cue=cue,
     )
+    logger.info("pod read", extra={"stats": stats})
     deliver(config, stats)
     return EXIT_OK
 
 
-def read_stats(
-    config: Config, *, pod: PodCgroup | None, why: str, sampled_max_memory: int | None, cue: Cue
-) -> Stats:
-    """Read the pod cgroup (or say why not) and add the monitor's own footprint."""
-    if pod is None:
-        figures = figures_unavailable(why)
-    else:
-        figures = read_pod_figures(
-            pod, sampled_max_memory=sampled_max_memory, clk_tck=os.sysconf("SC_CLK_TCK")
-        )
-    stats = build_stats(
-        figures=figures,
-        cgroup=pod.version if pod else detect_version(config.sys_root / "fs" / "cgroup"),
-        cgroup_path=str(pod.path) if pod else "",
-        monitor_rss=own_rss_bytes(),
-        monitor_max_rss=own_max_rss_bytes(),
-        cue=cue,
-    )
-    logger.info("pod read", extra={"stats": stats})
-    return stats
-
-
 def deliver(config: Config, stats: Stats) -> None:
     """Termination message first (it needs nothing), then the POST when a URL is known."""
-    # Imported here, not at start: requests and tenacity are most of the monitor's start-up
-    # time and idle memory, and a job that ends at once must not find it still importing.
+    # Imported here, not at start: http.client is a good part of the monitor's start-up time
+    # and idle memory, and only needed once.
     from mon.deliver import post_stats, write_termination_message
 
     write_termination_message(config.termination_log, stats)
@@ -185,7 +187,8 @@ def deliver(config: Config, stats: Stats) -> None:
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    once = bool(args) and build_parser().parse_args(args).once
     try:
         config = load_config(os.environ if environ is None else environ)
     except ConfigError as e:
@@ -196,11 +199,25 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     stop = threading.Event()
     install_stop_handlers(stop)
     try:
-        return run(config, stop=stop, once=args.once)
-    except Exception:
-        # Never fail the job's pod because of the monitor.
+        return run(config, stop=stop, once=once)
+    except Exception as e:
+        # Never fail the job's pod because of the monitor, and still say why nothing came.
         logger.exception("monitor failed")
+        report_failure(config, f"monitor failed: {type(e).__name__}: {e}"[:300])
         return EXIT_OK
+
+
+def report_failure(config: Config, reason: str) -> None:
+    """A termination message with every figure null for `reason`; never raises."""
+    try:
+        from mon.deliver import write_termination_message
+
+        stats = read_stats(
+            cgroup_root=config.sys_root / "fs" / "cgroup", why=reason, cue="deadline"
+        )
+        write_termination_message(config.termination_log, stats)
+    except Exception:
+        logger.exception("failure report not written")
 
 
 if __name__ == "__main__":

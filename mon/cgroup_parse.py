@@ -19,7 +19,6 @@ plain keys are used only when a kernel lacks the totals.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from mon.errors import CgroupParseError
 
@@ -34,12 +33,21 @@ _V1_MEMORY_KEYS: Mapping[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(slots=True)
 class Reading:
     """Figures read so far and, for each one that could not be, the reason."""
 
-    values: dict[str, float | int] = field(default_factory=dict)
-    missing: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("values", "missing")
+
+    def __init__(
+        self,
+        values: dict[str, float | int] | None = None,
+        missing: dict[str, str] | None = None,
+    ) -> None:
+        self.values: dict[str, float | int] = {} if values is None else values
+        self.missing: dict[str, str] = {} if missing is None else missing
+
+    def __repr__(self) -> str:
+        return f"Reading(values={self.values!r}, missing={self.missing!r})"
 
     def merge(self, other: Reading) -> Reading:
         self.values.update(other.values)
@@ -145,6 +153,14 @@ def max_memory_from_file(text: str, *, source: str) -> Reading:
         return Reading(values={"max_memory": parse_int(text)})
     except CgroupParseError as e:
         return Reading(missing={"max_memory": f"{source}: {e}"})
+
+
+def oom_kills_from_events(text: str, *, source: str) -> Reading:
+    """v1 memory.oom_control or v2 memory.events -> oom_kills (the `oom_kill` counter)."""
+    value = parse_keyed(text).get("oom_kill")
+    if value is None:
+        return Reading(missing={"oom_kills": f"{source}: no oom_kill field"})
+    return Reading(values={"oom_kills": value})
 
 
 def is_populated(cgroup_events: str) -> bool | None:

@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 from mon.errors import CgroupNotFoundError
 from mon.wire import CgroupVersion
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+else:
+    from mon.record import Record
 
 # v1 controller directories, in order of preference: the CPU accounting controller is mounted
 # alone or co-mounted with cpu, under either name order.
@@ -32,8 +37,7 @@ SANDBOX_MOUNT_POINTS = frozenset({"/etc/hostname", "/etc/resolv.conf", "/etc/hos
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True, slots=True)
-class PodCgroup:
+class PodCgroup(Record):
     """The pod-level cgroup directories to read; on v2 all three are the same directory."""
 
     version: CgroupVersion
@@ -46,6 +50,15 @@ class PodCgroup:
     def path(self) -> Path:
         """The directory that holds the container cgroups we watch (memory on v1)."""
         return self.memory
+
+    def child(self, name: str) -> PodCgroup:
+        """A container cgroup of this pod: the same name below each controller's pod dir."""
+        return PodCgroup(
+            version=self.version,
+            memory=self.memory / name,
+            cpu=self.cpu / name,
+            pids=None if self.pids is None else self.pids / name,
+        )
 
 
 def detect_version(cgroup_root: Path) -> CgroupVersion:

@@ -6,15 +6,22 @@ one ConfigError listing them all; `__main__` prints it and exits with status 2.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from mon.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple as Record
+    from typing import TypeVar
+
+    T = TypeVar("T")
+    N = TypeVar("N", int, float)
+else:
+    from mon.record import Record
 
 # The servo's stats receiver port in the original design (the monitor POSTed to <target>:8080).
 STATS_PORT = 8080
@@ -23,13 +30,10 @@ _UID_RE = re.compile(r"^[0-9a-fA-F][0-9a-fA-F_-]{7,63}$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 LOG_FORMATS = ("json", "text")
-
-T = TypeVar("T")
-N = TypeVar("N", int, float)
+SIDECAR_STYLES = ("native", "plain")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(Record):
     """Everything the monitor needs, validated."""
 
     # The pod UID (Downward API metadata.uid): finds the pod cgroup and is the POST's "id".
@@ -56,8 +60,15 @@ class Config:
     search_depth: int = 5
     # The pod shares one process namespace (shareProcessNamespace: true): processes are visible.
     shared_pid_namespace: bool = False
-    # Finish by itself when every other container exited (plain sidecars before Kubernetes 1.29).
+    # "native": an init container with restartPolicy Always (Kubernetes 1.29+), whose cue is
+    # the SIGTERM the kubelet always sends once the main containers exited. "plain": a regular
+    # container that nobody signals: it watches its siblings and has bounds (below).
+    sidecar_style: str = "plain"
+    # Finish by itself when every other container exited (default: plain style only).
     watch_siblings: bool = True
+    # Plain style: no job container seen running this long after start (they exited before the
+    # monitor looked, or cannot be watched): read what it can, report, exit.
+    unseen_wait_s: float = 30.0
     # Per-try timeout of the POST; short, since the pod is dying.
     post_timeout_s: float = 1.0
     # POST tries and overall deadline: a few seconds stays well inside the grace period.
@@ -113,12 +124,32 @@ def _check_url(url: str) -> bool:
 
 def stats_url_for_host(host: str) -> str:
     """The receiver URL for a bare host or IP, as the original built it: http://<host>:8080/."""
+    import ipaddress  # only for REPORT_TARGET / SELF_IP
+
     try:
         if ipaddress.ip_address(host).version == 6:
             host = f"[{host}]"
     except ValueError:
         pass
     return f"http://{host}:{STATS_PORT}/"
+
+
+# Every number the monitor takes: parser, range, default, what the error message expects.
+NUMERIC_SETTINGS: dict[str, tuple[Callable[[str], float], float, float, float, str]] = {
+    "OPTUNE_POLL_INTERVAL": (float, 0.01, 3600.0, 1.0, "seconds between 0.01 and 3600"),
+    "OPTUNE_POST_TIMEOUT": (float, 0.1, 60.0, 1.0, "seconds between 0.1 and 60"),
+    "OPTUNE_UNSEEN_WAIT": (float, 1.0, 86400.0, 30.0, "seconds between 1 and 86400"),
+    "OPTUNE_CGROUP_SEARCH_DEPTH": (int, 1, 12, 5, "an integer between 1 and 12"),
+    "OPTUNE_DEBUG": (int, 0, 5, 0, "an integer 0..5"),
+}
+
+
+def _numbers(environ: Mapping[str, str], problems: list[str]) -> dict[str, float]:
+    """Each numeric setting, finite and in its range (nan and inf fail the range check)."""
+    return {
+        name: _get(environ, name, _bounded(parse, lo, hi), default, problems, expected)
+        for name, (parse, lo, hi, default, expected) in NUMERIC_SETTINGS.items()
+    }
 
 
 def load_config(environ: Mapping[str, str]) -> Config:
@@ -152,35 +183,16 @@ def load_config(environ: Mapping[str, str]) -> Config:
             problems.append(f"{name}={raw!r}: expected an absolute path")
         return Path(raw or default)
 
-    poll = _get(
-        environ,
-        "OPTUNE_POLL_INTERVAL",
-        _bounded(float, 0.01, 3600.0),
-        1.0,
-        problems,
-        "seconds between 0.01 and 3600",
-    )
-    depth = _get(
-        environ,
-        "OPTUNE_CGROUP_SEARCH_DEPTH",
-        _bounded(int, 1, 12),
-        5,
-        problems,
-        "an integer between 1 and 12",
-    )
+    numbers = _numbers(environ, problems)
     shared = _get(
         environ, "OPTUNE_SHARED_PID_NAMESPACE", _parse_bool, False, problems, "true or false"
     )
-    siblings = _get(environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, True, problems, "true or false")
-    post_timeout = _get(
-        environ,
-        "OPTUNE_POST_TIMEOUT",
-        _bounded(float, 0.1, 60.0),
-        1.0,
-        problems,
-        "seconds between 0.1 and 60",
+    style = (environ.get("OPTUNE_SIDECAR_STYLE") or "plain").strip().lower()
+    if style not in SIDECAR_STYLES:
+        problems.append(f"OPTUNE_SIDECAR_STYLE={style!r}: expected one of {SIDECAR_STYLES}")
+    siblings = _get(
+        environ, "OPTUNE_WATCH_SIBLINGS", _parse_bool, style != "native", problems, "true or false"
     )
-    debug = _get(environ, "OPTUNE_DEBUG", _bounded(int, 0, 5), 0, problems, "an integer 0..5")
 
     config = Config(
         pod_uid=uid,
@@ -190,13 +202,15 @@ def load_config(environ: Mapping[str, str]) -> Config:
         termination_log=path("OPTUNE_TERMINATION_LOG", "/dev/termination-log"),
         stats_url=stats_url,
         stats_token=(environ.get("OPTUNE_STATS_TOKEN") or "").strip() or None,
-        poll_interval_s=poll,
-        search_depth=depth,
+        poll_interval_s=numbers["OPTUNE_POLL_INTERVAL"],
+        search_depth=int(numbers["OPTUNE_CGROUP_SEARCH_DEPTH"]),
         shared_pid_namespace=shared,
+        sidecar_style=style,
         watch_siblings=siblings,
-        post_timeout_s=post_timeout,
+        unseen_wait_s=numbers["OPTUNE_UNSEEN_WAIT"],
+        post_timeout_s=numbers["OPTUNE_POST_TIMEOUT"],
         log_format=log_format,
-        debug=debug > 0,
+        debug=numbers["OPTUNE_DEBUG"] > 0,
     )
     if problems:
         raise ConfigError(problems)
@@ -214,5 +228,7 @@ def describe(config: Config) -> dict[str, object]:
         "stats_token": "***" if config.stats_token else None,
         "poll_interval_s": config.poll_interval_s,
         "shared_pid_namespace": config.shared_pid_namespace,
+        "sidecar_style": config.sidecar_style,
         "watch_siblings": config.watch_siblings,
+        "unseen_wait_s": config.unseen_wait_s,
     }

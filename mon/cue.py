@@ -10,41 +10,43 @@ The decision itself (`SiblingState.update`) is pure.
 
 from __future__ import annotations
 
-import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
 
 from mon.cgroup_parse import is_populated, parse_int
 from mon.cgroup_paths import PodCgroup, container_id_from_name, list_container_dirs
 from mon.errors import CgroupParseError
+from mon.logs import get_logger
 from mon.wire import Cue
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 # Polls in a row with every sibling gone before we believe it: a container that is being
 # created (or restarted) can be briefly absent or unpopulated.
 CONFIRM_POLLS = 2
 
 
-@dataclass(slots=True)
 class SiblingState:
     """PURE decision state: siblings must have been seen running before their absence counts.
 
     A native sidecar starts before the main containers exist; without this guard it would read
-    the pod at once and leave.
+    the pod at once and leave. `tolerated` running siblings count as quiet: with the sandbox
+    unidentified, the pause container is one sibling that never exits.
     """
 
-    seen_running: bool = False
-    quiet_polls: int = 0
+    __slots__ = ("seen_running", "quiet_polls")
 
-    def update(self, running: Mapping[str, bool]) -> bool:
+    def __init__(self) -> None:
+        self.seen_running = False
+        self.quiet_polls = 0
+
+    def update(self, running: Mapping[str, bool], *, tolerated: int = 0) -> bool:
         """Feed one poll (sibling -> running?); True once every sibling has exited."""
-        if any(running.values()):
+        if sum(running.values()) > tolerated:
             self.seen_running = True
             self.quiet_polls = 0
             return False
@@ -61,8 +63,25 @@ def _read(path: Path) -> str | None:
         return None
 
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, Protocol
+
+    Role = Literal["own", "sandbox", "job"]
+
+    class SiblingWatch(Protocol):
+        """What `wait_for_cue` polls: CgroupSiblings or SharedNamespaceProcesses."""
+
+        def running(self) -> Mapping[str, bool]: ...
+
+        def tolerated(self) -> int: ...
+
+
 class CgroupSiblings:
-    """Which sibling container cgroups of the pod still run (itself and the sandbox excluded)."""
+    """The pod's container cgroups sorted into the monitor's own, the sandbox's and the job's.
+
+    Also the plain-style watch: which job container cgroups still run.
+    """
 
     def __init__(
         self,
@@ -79,32 +98,49 @@ class CgroupSiblings:
         # Container cgroups already found not to be ours: a process never moves between pod
         # cgroups, so their cgroup.procs need no second read (an idle poll reads less).
         self.others: set[str] = set()
+        self.sandbox_seen = False
+        self.own_seen = False
 
-    def _excluded(self, ctr: Path) -> bool:
-        if ctr.name in self.others:
-            return False
-        if ctr.name in self.own_names:
-            return True
+    def role(self, ctr: Path) -> Role:
         cid = container_id_from_name(ctr.name)
-        if cid is not None and (cid in self.sandbox_ids or cid in self.own_names):
-            return True
+        if cid is not None and cid in self.sandbox_ids:
+            self.sandbox_seen = True
+            return "sandbox"
+        if ctr.name in self.others:
+            return "job"
+        if ctr.name in self.own_names or (cid is not None and cid in self.own_names):
+            self.own_seen = True
+            return "own"
         # Our own pid shows in our own container's cgroup.procs even across namespaces.
         procs = _read(ctr / "cgroup.procs")
         if procs is not None and str(self.own_pid) in procs.split():
             self.own_names.add(ctr.name)
+            self.own_seen = True
             logger.info("own container cgroup found", extra={"path": str(ctr)})
-            return True
+            return "own"
         if procs is not None:
             # We run in our own cgroup from exec on, so a readable cgroup.procs without our pid
             # (often empty: other pid namespaces' pids are hidden) is a sibling's for good.
             self.others.add(ctr.name)
-        return False
+        return "job"
+
+    def by_role(self) -> dict[Role, list[str]]:
+        """Role -> names of the container cgroups present now."""
+        out: dict[Role, list[str]] = {"own": [], "sandbox": [], "job": []}
+        for ctr in list_container_dirs(self.pod.path):
+            out[self.role(ctr)].append(ctr.name)
+        return out
+
+    def tolerated(self) -> int:
+        """Running siblings to ignore: the pause container while the sandbox is unidentified,
+        and the monitor's own while that is (both never exit before the monitor does)."""
+        return (0 if self.sandbox_seen else 1) + (0 if self.own_seen else 1)
 
     def running(self) -> dict[str, bool]:
-        """Sibling name -> still running; vanished siblings are left out."""
+        """Job container name -> still running; vanished ones are left out."""
         out: dict[str, bool] = {}
         for ctr in list_container_dirs(self.pod.path):
-            if self._excluded(ctr):
+            if self.role(ctr) != "job":
                 continue
             state = self._running(ctr)
             if state is not None:
@@ -134,52 +170,65 @@ class CgroupSiblings:
 class SharedNamespaceProcesses:
     """With shareProcessNamespace, every process but ours and pid 1 (pause) is a job's."""
 
-    def __init__(self, *, own_pid: int) -> None:
+    def __init__(self, *, own_pid: int, proc_root: Path = Path("/proc")) -> None:
         self.own_pid = own_pid
+        self.proc_root = proc_root
 
     def running(self) -> dict[str, bool]:
+        # The monitor starts no processes, so only pid 1 and itself are not the job's.
         skip = {1, self.own_pid}
         try:
-            skip.update(c.pid for c in psutil.Process(self.own_pid).children(recursive=True))
-            return {f"pid {p}": True for p in psutil.pids() if p not in skip}
-        except psutil.Error:
+            with os.scandir(self.proc_root) as entries:
+                pids = [int(e.name) for e in entries if e.name.isdigit()]
+        except OSError:
             return {"unknown": True}
+        return {f"pid {p}": True for p in pids if p not in skip}
 
-
-class Sampler:
-    """Keeps the largest memory.current seen (v2 kernels before 5.19 have no memory.peak)."""
-
-    def __init__(self, read: Callable[[], int | None]) -> None:
-        self._read = read
-        self.max_bytes: int | None = None
-
-    def sample(self) -> None:
-        value = self._read()
-        if value is not None and (self.max_bytes is None or value > self.max_bytes):
-            self.max_bytes = value
+    def tolerated(self) -> int:
+        return 0
 
 
 def wait_for_cue(
     *,
     stop: threading.Event,
     poll_interval_s: float,
-    siblings: Callable[[], Mapping[str, bool]] | None,
+    siblings: SiblingWatch | None,
     sample: Callable[[], None] | None = None,
+    unseen_give_up_s: float | None = None,
 ) -> Cue:
-    """Block until `stop` is set (SIGTERM) or every sibling exited; polls once per interval."""
+    """Block until `stop` is set (SIGTERM) or every sibling exited; polls once per interval.
+
+    `unseen_give_up_s`: a plain-style monitor that has seen no job container running this long
+    after it started (they exited before it looked, or cannot be watched) stops waiting:
+    "deadline". Native sidecars pass None: SIGTERM always comes.
+    """
     state = SiblingState()
-    while not stop.wait(poll_interval_s):
+    started = time.monotonic()
+    # The first poll at once: a short job may be gone before the first interval has passed.
+    first = True
+    while first or not stop.wait(poll_interval_s):
+        first = False
         try:
             if sample is not None:
                 sample()
             if siblings is not None:
-                running = siblings()
-                if logger.isEnabledFor(logging.DEBUG):
+                running = siblings.running()
+                if logger.debug_enabled():
                     logger.debug("siblings polled", extra={"running": sorted(running)})
-                if state.update(running):
+                if state.update(running, tolerated=siblings.tolerated()):
                     return "siblings-exited"
         except Exception:
             logger.exception("poll failed; still waiting")
+        if (
+            unseen_give_up_s is not None
+            and not state.seen_running
+            and time.monotonic() - started >= unseen_give_up_s
+        ):
+            logger.warning(
+                "no job container seen running; giving up waiting",
+                extra={"waited_s": unseen_give_up_s},
+            )
+            return "deadline"
     return "SIGTERM"
 
 

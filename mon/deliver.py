@@ -1,31 +1,28 @@
 """Delivery: the termination message file first, then a POST to the servo's stats receiver.
 
 The file needs no network and no credentials, so it is written before anything can fail on the
-wire. The POST is retried briefly (the pod is dying): connection errors, timeouts, 408, 429 and
-5xx; other answers are final. Nothing here raises: each channel reports success as a bool.
+wire. The POST (stdlib http.client) is retried briefly, the pod is dying: connection errors,
+timeouts, 408, 429 and 5xx; other answers are final. It runs in a daemon thread joined with a
+bound, so even a name lookup that hangs cannot keep the monitor (and a plain-style pod) alive.
+Nothing here raises: each channel reports success as a bool.
 """
 
 from __future__ import annotations
 
-import logging
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-
-import requests
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-    wait_random,
-)
-from tenacity.wait import wait_base
+from urllib.parse import urlsplit
 
 from mon.errors import DeliveryError
+from mon.logs import get_logger
 from mon.wire import Stats, StatsPost, fit_termination_message
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -50,24 +47,63 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
-def _post_once(
-    session: requests.Session, url: str, body: StatsPost, headers: dict[str, str], timeout_s: float
-) -> int:
-    try:
-        response = session.post(url, json=body, headers=headers, timeout=timeout_s)
-    except requests.RequestException as e:
-        raise DeliveryError(f"POST failed: {type(e).__name__}: {e}") from e
-    if response.status_code >= 300:
-        raise DeliveryError(f"POST answered {response.status_code}", status=response.status_code)
-    return response.status_code
+def backoff_s(attempt: int) -> float:
+    """Wait before try `attempt + 1`: 0.2 s, 0.4 s, ... at most 1 s, plus up to 0.2 s jitter."""
+    return min(1.0, 0.2 * 2.0 ** (attempt - 1)) + random.uniform(0, 0.2)
 
 
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    logger.warning(
-        "stats POST failed, will retry",
-        extra={"attempt": state.attempt_number, "error": str(exc)},
+def post_once(url: str, data: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """One POST; raises DeliveryError for connection trouble and answers of 300 and above."""
+    parts = urlsplit(url)
+    conn_type = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     )
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    conn = conn_type(parts.hostname or "", parts.port, timeout=timeout_s)
+    try:
+        conn.request("POST", target, body=data, headers=headers)
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        raise DeliveryError(f"POST failed: {type(e).__name__}: {e}") from e
+    finally:
+        conn.close()
+    if status >= 300:
+        raise DeliveryError(f"POST answered {status}", status=status)
+    return status
+
+
+def _post_with_retries(
+    *,
+    url: str,
+    data: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    attempts: int,
+    deadline_s: float,
+    wait: Callable[[int], float],
+) -> bool:
+    started = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            status = post_once(url, data, headers, timeout_s)
+        except DeliveryError as e:
+            pause = wait(attempt)
+            last = attempt == attempts or time.monotonic() - started + pause > deadline_s
+            if last or not is_retryable(e):
+                logger.error(
+                    "stats POST gave up", extra={"url": url, "error": str(e), "status": e.status}
+                )
+                return False
+            logger.warning(
+                "stats POST failed, will retry", extra={"attempt": attempt, "error": str(e)}
+            )
+            time.sleep(pause)
+        else:
+            logger.info("stats POST accepted", extra={"url": url, "status": status})
+            return True
+    return False
 
 
 def post_stats(
@@ -78,22 +114,35 @@ def post_stats(
     timeout_s: float,
     attempts: int = 3,
     deadline_s: float = 3.0,
-    wait: wait_base | None = None,
+    wait: Callable[[int], float] = backoff_s,
 ) -> bool:
-    """POST `{"id", "stats"}` with a short retry; True when the receiver accepted it."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    retrying = Retrying(
-        retry=retry_if_exception(is_retryable),
-        wait=wait or wait_exponential(multiplier=0.2, max=1.0) + wait_random(0, 0.2),
-        stop=stop_after_attempt(attempts) | stop_after_delay(deadline_s),
-        before_sleep=_log_retry,
-        reraise=True,
-    )
-    try:
-        with requests.Session() as session:
-            status = retrying(_post_once, session, url, body, headers, timeout_s)
-    except DeliveryError as e:
-        logger.error("stats POST gave up", extra={"url": url, "error": str(e), "status": e.status})
+    """POST `{"id", "stats"}` with a short retry; True when the receiver accepted it.
+
+    Returns within `deadline_s` + `timeout_s` (plus a second) whatever the network does.
+    """
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body, separators=(",", ":")).encode()
+    result: list[bool] = []
+
+    def attempt_all() -> None:
+        result.append(
+            _post_with_retries(
+                url=url,
+                data=data,
+                headers=headers,
+                timeout_s=timeout_s,
+                attempts=attempts,
+                deadline_s=deadline_s,
+                wait=wait,
+            )
+        )
+
+    worker = threading.Thread(target=attempt_all, name="post", daemon=True)
+    worker.start()
+    worker.join(deadline_s + timeout_s + 1.0)
+    if not result:
+        logger.error("stats POST abandoned at its deadline", extra={"url": url})
         return False
-    logger.info("stats POST accepted", extra={"url": url, "status": status})
-    return True
+    return result[0]

@@ -1,24 +1,36 @@
 """The monitor's own memory footprint, reported so users can tell it apart from the job's.
 
-The monitor lives in the pod, so the pod-level peak includes it.
+Read from /proc/self/status (VmRSS) and getrusage, the stdlib only.
 """
 
 from __future__ import annotations
 
 import resource
 import sys
-
-import psutil
+from pathlib import Path
 
 # ru_maxrss is KiB on Linux and bytes on macOS.
 _MAXRSS_UNIT_BYTES = 1 if sys.platform == "darwin" else 1024
+# Values are bounded before use: a resident set below 2^48 bytes.
+_MAX_BYTES = 1 << 48
 
 
-def own_rss_bytes() -> int | None:
+def rss_from_status(text: str) -> int | None:
+    """PURE: VmRSS of a /proc/<pid>/status text, in bytes; None when absent or absurd."""
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                value = int(parts[1]) * 1024
+                return value if value < _MAX_BYTES else None
+    return None
+
+
+def own_rss_bytes(status: Path = Path("/proc/self/status")) -> int | None:
     """This process's resident set now."""
     try:
-        return int(psutil.Process().memory_info().rss)
-    except psutil.Error:
+        return rss_from_status(status.read_text(encoding="ascii", errors="replace"))
+    except OSError:
         return None
 
 

@@ -41,6 +41,7 @@ V2_POD_FILES = {
     "memory.current": "104857600\n",
     "memory.stat": "anon 73400320\nfile 20971520\nkernel_stack 327680\npagetables 1048576\n"
     "sock 0\nshmem 0\n",
+    "memory.events": "low 0\nhigh 0\nmax 2\noom 1\noom_kill 1\noom_group_kill 0\n",
 }
 V1_CPU_FILES = {
     "cpuacct.usage": "12500000000\n",
@@ -51,6 +52,7 @@ V1_MEMORY_FILES = {
     "memory.usage_in_bytes": "104857600\n",
     "memory.stat": "cache 4096\nrss 8192\nrss_huge 0\ntotal_cache 20971520\n"
     "total_rss 73400320\ntotal_rss_huge 2097152\ntotal_mapped_file 0\n",
+    "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
 }
 
 
@@ -66,10 +68,12 @@ def build_v2(
     *,
     containers: Mapping[str, bool] | None = None,
     files: Mapping[str, str] = V2_POD_FILES,
+    container_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """A unified tree: <sys_root>/fs/cgroup/<rel> with pod files and container dirs.
 
-    `containers` maps a container cgroup name to whether it is populated.
+    `containers` maps a container cgroup name to whether it is populated; `container_files`
+    adds files to a container's dir (cpu.stat, memory.current...).
     """
     cg = sys_root / "fs" / "cgroup"
     _write(cg, {"cgroup.controllers": "cpuset cpu io memory pids\n"})
@@ -77,6 +81,8 @@ def build_v2(
     _write(pod, files)
     for name, populated in (containers or {}).items():
         _write(pod / name, {"cgroup.events": f"populated {int(populated)}\nfrozen 0\n"})
+    for name, extra in (container_files or {}).items():
+        _write(pod / name, extra)
     return pod
 
 
@@ -89,10 +95,13 @@ def build_v1(
     cpu_files: Mapping[str, str] = V1_CPU_FILES,
     memory_files: Mapping[str, str] = V1_MEMORY_FILES,
     pids: bool = True,
+    container_files: Mapping[str, Mapping[str, str]] | None = None,
 ) -> dict[str, Path]:
     """A v1 tree: memory, cpu accounting and (optional) pids controllers, same relative path.
 
-    `containers` maps a container cgroup name to its task count (pids.current).
+    `containers` maps a container cgroup name to its task count (pids.current);
+    `container_files` adds files to a container's dirs, each in its controller by prefix
+    (cpuacct.* in the cpu dir, memory.* in the memory dir).
     """
     cg = sys_root / "fs" / "cgroup"
     dirs = {"memory": cg / "memory" / rel, "cpu": cg / cpu_dir / rel}
@@ -105,4 +114,8 @@ def build_v1(
         for key, d in dirs.items():
             files = {"pids.current": f"{tasks}\n"} if key == "pids" else {"cgroup.procs": ""}
             _write(d / name, files)
+    for name, extra in (container_files or {}).items():
+        for fname, text in extra.items():
+            key = "cpu" if fname.startswith("cpuacct.") else fname.split(".", 1)[0]
+            _write(dirs[key] / name, {fname: text})
     return dirs

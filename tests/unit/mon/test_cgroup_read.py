@@ -140,7 +140,7 @@ def test_v1_whole_pod_dir_gone_reads_nothing_and_says_why(tmp_path: Path) -> Non
         d.rmdir()
     figures = read_pod_figures(pod, sampled_max_memory=None, clk_tck=100)
     assert figures.cpu_time is None and figures.max_memory is None
-    assert len(figures.missing) == 8
+    assert len(figures.missing) == 9  # every figure, the OOM counter included
     assert all("file not found" in r for r in figures.missing.values())
 
 
@@ -151,6 +151,7 @@ def test_figures_unavailable_names_every_figure() -> None:
         "cpu_user",
         "cpu_system",
         "max_memory",
+        "oom_kills",
         "memory.anon",
         "memory.file",
         "memory.kernel_stack",

@@ -74,3 +74,36 @@ def test_token_is_masked_in_the_log_description() -> None:
     c = load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_STATS_TOKEN": "s3cret"})
     assert c.stats_token == "s3cret"
     assert "s3cret" not in repr(describe(c))
+
+
+NUMERIC = (
+    "OPTUNE_POLL_INTERVAL",
+    "OPTUNE_POST_TIMEOUT",
+    "OPTUNE_CGROUP_SEARCH_DEPTH",
+    "OPTUNE_UNSEEN_WAIT",
+    "OPTUNE_DEBUG",
+)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "1e999", "9" * 5000, "-1", "1e9"])
+def test_every_numeric_setting_is_finite_and_in_range_all_named_at_once(raw: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config({"OPTUNE_POD_UID": POD_UID, **dict.fromkeys(NUMERIC, raw)})
+    lines = str(info.value).splitlines()
+    assert len(lines) == len(NUMERIC)
+    for name in NUMERIC:
+        assert any(line.startswith(f"{name}={raw!r}: expected") for line in lines), name
+
+
+def test_sidecar_style_sets_the_sibling_watch_default() -> None:
+    plain = load_config({"OPTUNE_POD_UID": POD_UID})
+    assert plain.sidecar_style == "plain" and plain.watch_siblings and plain.unseen_wait_s == 30
+    native = load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_SIDECAR_STYLE": "Native"})
+    assert native.sidecar_style == "native" and not native.watch_siblings
+    both = load_config(
+        {"OPTUNE_POD_UID": POD_UID, "OPTUNE_SIDECAR_STYLE": "native", "OPTUNE_WATCH_SIBLINGS": "1"}
+    )
+    assert both.watch_siblings
+    with pytest.raises(ConfigError, match="OPTUNE_SIDECAR_STYLE='sidecar'"):
+        load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_SIDECAR_STYLE": "sidecar"})
+    assert describe(native)["sidecar_style"] == "native"

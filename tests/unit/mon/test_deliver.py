@@ -6,26 +6,21 @@ import json
 from pathlib import Path
 
 import pytest
-from tenacity import wait_none
 
-from mon.cgroup_read import figures_unavailable
 from mon.deliver import is_retryable, post_stats, write_termination_message
 from mon.errors import DeliveryError
-from mon.stats import build_stats
 from mon.wire import Stats, StatsPost
 from tests.unit.mon.cgtree import POD_UID
 from tests.unit.mon.receiver import closed_port_url, stats_receiver
+from tests.unit.mon.test_wire import make_stats
 
 
 def _stats() -> Stats:
-    return build_stats(
-        figures=figures_unavailable("test"),
-        cgroup="v2",
-        cgroup_path="/x",
-        monitor_rss=1,
-        monitor_max_rss=2,
-        cue="SIGTERM",
-    )
+    return make_stats()
+
+
+def wait_none(attempt: int) -> float:
+    return 0.0
 
 
 def _body() -> StatsPost:
@@ -68,7 +63,7 @@ def test_post_without_token_sends_no_authorization() -> None:
 
 def test_post_retries_5xx_then_succeeds() -> None:
     with stats_receiver(script=[503, 500]) as rec:
-        ok = post_stats(url=rec.url, body=_body(), token=None, timeout_s=2.0, wait=wait_none())
+        ok = post_stats(url=rec.url, body=_body(), token=None, timeout_s=2.0, wait=wait_none)
     assert ok
     assert len(rec.bodies) == 3
 
@@ -76,7 +71,7 @@ def test_post_retries_5xx_then_succeeds() -> None:
 def test_post_gives_up_after_the_attempts() -> None:
     with stats_receiver(script=[500] * 5) as rec:
         ok = post_stats(
-            url=rec.url, body=_body(), token=None, timeout_s=2.0, attempts=3, wait=wait_none()
+            url=rec.url, body=_body(), token=None, timeout_s=2.0, attempts=3, wait=wait_none
         )
     assert not ok
     assert len(rec.bodies) == 3
@@ -84,14 +79,14 @@ def test_post_gives_up_after_the_attempts() -> None:
 
 def test_post_does_not_retry_a_4xx() -> None:
     with stats_receiver(script=[403]) as rec:
-        ok = post_stats(url=rec.url, body=_body(), token="bad", timeout_s=2.0, wait=wait_none())
+        ok = post_stats(url=rec.url, body=_body(), token="bad", timeout_s=2.0, wait=wait_none)
     assert not ok
     assert len(rec.bodies) == 1
 
 
 def test_post_to_a_dead_target_returns_false_not_raises() -> None:
     assert not post_stats(
-        url=closed_port_url(), body=_body(), token=None, timeout_s=0.5, wait=wait_none()
+        url=closed_port_url(), body=_body(), token=None, timeout_s=0.5, wait=wait_none
     )
 
 

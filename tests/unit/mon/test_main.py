@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,81 +19,22 @@ from tests.unit.mon.cgtree import (
     cid,
     container_dir_name,
 )
+from tests.unit.mon.monproc import APP, PAUSE, REPO, SELF, Start, fake_proc, mon_env
 from tests.unit.mon.receiver import closed_port_url, stats_receiver
 
-REPO = Path(__file__).resolve().parents[3]
-APP, PAUSE, SELF = cid("app"), cid("pause"), cid("monitor")
+MIB = 1 << 20
+# Container-level files: the monitor (SELF) and the sandbox (PAUSE) used this much.
+V1_OWN = {"cpuacct.usage": "200000000\n", "cpuacct.stat": "user 15\nsystem 5\n",
+          "memory.usage_in_bytes": f"{10 * MIB}\n"}  # fmt: skip
+V1_PAUSE = {"cpuacct.usage": "50000000\n", "cpuacct.stat": "user 3\nsystem 2\n",
+            "memory.usage_in_bytes": f"{1 * MIB}\n"}  # fmt: skip
+# v1 counts a container's OOM kill in the container's cgroup only, not in the pod's.
+V1_APP = {"cpuacct.usage": "9000000000\n", "memory.max_usage_in_bytes": f"{300 * MIB}\n",
+          "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"}  # fmt: skip
 
 
-@dataclass
-class Monitor:
-    proc: subprocess.Popen[str]
-    lines: list[str] = field(default_factory=list)
-    waiting: threading.Event = field(default_factory=threading.Event)
-
-    def log(self) -> list[dict[str, object]]:
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
-
-
-def _fake_proc(tmp_path: Path, own: str) -> Path:
-    """A /proc with self/cgroup naming our container and a mountinfo naming the sandbox."""
-    proc = tmp_path / "proc"
-    (proc / "self").mkdir(parents=True)
-    rel = POD_PATHS[("systemd", "burstable")]
-    (proc / "self" / "cgroup").write_text(f"0::/{rel}/{own}\n")
-    (proc / "self" / "mountinfo").write_text(
-        f"2 1 254:1 /var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/{PAUSE}/hostname "
-        "/etc/hostname rw - ext4 /dev/vda1 rw\n"
-    )
-    return proc
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "OPTUNE_POD_UID": POD_UID,
-        "OPTUNE_SYS_ROOT": str(tmp_path),
-        "OPTUNE_TERMINATION_LOG": str(tmp_path / "termination-log"),
-        "OPTUNE_POLL_INTERVAL": "0.05",
-    }
-    env.update(extra)
-    return env
-
-
-Start = Callable[..., Monitor]
-
-
-@pytest.fixture
-def start() -> Iterator[Start]:
-    started: list[Monitor] = []
-
-    def run(env: Mapping[str, str], *args: str) -> Monitor:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "mon", *args],
-            cwd=REPO,
-            env=dict(env),
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-        )
-        mon = Monitor(proc)
-
-        def read() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                mon.lines.append(line)
-                if '"waiting for cue"' in line:
-                    mon.waiting.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        started.append(mon)
-        return mon
-
-    yield run
-    for mon in started:
-        if mon.proc.poll() is None:
-            mon.proc.kill()
-            mon.proc.wait()
+def _cpu_stat(usec: int) -> str:
+    return f"usage_usec {usec}\nuser_usec {usec // 2}\nsystem_usec {usec - usec // 2}\n"
 
 
 def _v2_pod(tmp_path: Path) -> Path:
@@ -108,16 +45,32 @@ def _v2_pod(tmp_path: Path) -> Path:
         tmp_path,
         POD_PATHS[("systemd", "burstable")],
         containers={names["a"]: True, names["p"]: True, names["s"]: True},
+        container_files={
+            names["s"]: {"cpu.stat": _cpu_stat(300_000), "memory.current": f"{12 * MIB}\n"},
+            names["p"]: {"cpu.stat": _cpu_stat(200_000), "memory.current": f"{1 * MIB}\n"},
+            names["a"]: {
+                "cpu.stat": _cpu_stat(11_500_000),
+                "memory.peak": f"{400 * MIB}\n",
+                "memory.current": f"{100 * MIB}\n",
+                "memory.events": "oom 0\noom_kill 0\n",
+            },
+        },
     )
 
 
 def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
     tmp_path: Path, start: Start
 ) -> None:
-    build_v1(tmp_path, POD_PATHS[("cgroupfs", "guaranteed")], containers={APP: 1})
+    build_v1(
+        tmp_path,
+        POD_PATHS[("cgroupfs", "guaranteed")],
+        containers={APP: 1, PAUSE: 1, SELF: 1},
+        container_files={SELF: V1_OWN, PAUSE: V1_PAUSE, APP: V1_APP},
+    )
+    proc = fake_proc(tmp_path, SELF)
     with stats_receiver() as rec:
-        mon = start(_env(tmp_path, OPTUNE_STATS_URL=rec.url, OPTUNE_STATS_TOKEN="t0k",
-                         OPTUNE_POLL_INTERVAL="5"))  # fmt: skip
+        mon = start(mon_env(tmp_path, OPTUNE_STATS_URL=rec.url, OPTUNE_STATS_TOKEN="t0k",
+                         OPTUNE_POLL_INTERVAL="5", OPTUNE_PROC_ROOT=str(proc)))  # fmt: skip
         assert mon.waiting.wait(10), mon.lines
         sent = time.monotonic()
         mon.proc.send_signal(signal.SIGTERM)
@@ -127,10 +80,22 @@ def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
     # (The latency itself, target 1 s, is measured by bench/bench_accuracy.py, not here.)
     assert elapsed < 2.5, elapsed
     stats = json.loads((tmp_path / "termination-log").read_text())
-    assert stats["cue"] == "SIGTERM"
+    assert stats["v"] == 2 and stats["cue"] == "SIGTERM"
     assert stats["cgroup"] == "v1"
-    assert stats["cpu_time"] == pytest.approx(12.5)
-    assert stats["max_memory"] == 524288000
+    # Pod 12.5 s minus the monitor's 0.2 s minus the sandbox's 0.05 s.
+    assert stats["cpu_time"] == pytest.approx(12.25)
+    assert stats["pod_cpu_time"] == pytest.approx(12.5)
+    assert stats["monitor_cpu_time"] == pytest.approx(0.2)
+    assert stats["cpu_user"] == pytest.approx((1000 - 18) / 100)
+    # Pod peak 500 MiB minus the smallest monitor + sandbox use (11 MiB).
+    assert stats["max_memory"] == 524288000 - 11 * MIB
+    assert stats["max_memory_source"] == "pod-peak-minus-monitor"
+    assert stats["pod_max_memory"] == 524288000
+    assert stats["monitor_max_memory"] == 11 * MIB
+    assert stats["oom_kills"] == 1  # pod counter 0 + the app container's 1
+    assert stats["containers"] == {
+        APP: {"cpu_time": pytest.approx(9.0), "max_memory": 300 * MIB, "oom_kills": 1}
+    }
     assert stats["monitor_max_rss"] > 0
     assert rec.bodies == [{"id": POD_UID, "stats": stats}]
     assert rec.headers[0]["Authorization"] == "Bearer t0k"
@@ -141,8 +106,8 @@ def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
 
 def test_exits_by_itself_when_siblings_stop_v2(tmp_path: Path, start: Start) -> None:
     pod_dir = _v2_pod(tmp_path)
-    env = _env(
-        tmp_path, OPTUNE_PROC_ROOT=str(_fake_proc(tmp_path, container_dir_name("containerd", SELF)))
+    env = mon_env(
+        tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, container_dir_name("containerd", SELF)))
     )
     mon = start(env)
     assert mon.waiting.wait(10), mon.lines
@@ -153,7 +118,14 @@ def test_exits_by_itself_when_siblings_stop_v2(tmp_path: Path, start: Start) -> 
     assert mon.proc.wait(timeout=5) == 0
     stats = json.loads((tmp_path / "termination-log").read_text())
     assert stats["cue"] == "siblings-exited"
-    assert stats["cpu_time"] == pytest.approx(12.5)
+    # Pod 12.5 s minus the monitor's 0.3 s and the sandbox's 0.2 s (cpu.stat usage_usec).
+    assert stats["cpu_time"] == pytest.approx(12.0)
+    assert stats["pod_cpu_time"] == pytest.approx(12.5)
+    # Pod peak 500 MiB minus monitor (12 MiB) and sandbox (1 MiB); the app's own peak, 400 MiB,
+    # is the lower bound, below that.
+    assert stats["max_memory"] == 524288000 - 13 * MIB
+    assert stats["containers"][APP] == {"cpu_time": 11.5, "max_memory": 400 * MIB, "oom_kills": 0}
+    assert stats["oom_kills"] == 1
     assert stats["memory"]["kernel_stack"] == 327680
 
 
@@ -168,7 +140,7 @@ def test_pause_container_alone_does_not_keep_it_waiting_but_no_exit_before_app_s
         POD_PATHS[("systemd", "burstable")],
         containers={names["p"]: True, names["s"]: True},
     )
-    env = _env(tmp_path, OPTUNE_PROC_ROOT=str(_fake_proc(tmp_path, names["s"])))
+    env = mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, names["s"])))
     mon = start(env)
     assert mon.waiting.wait(10)
     time.sleep(0.4)
@@ -188,16 +160,19 @@ def test_dead_stats_target_still_writes_the_termination_message(
     tmp_path: Path, start: Start
 ) -> None:
     build_v2(tmp_path, POD_PATHS[("cgroupfs", "besteffort")])
-    mon = start(_env(tmp_path, OPTUNE_STATS_URL=closed_port_url()), "--once")
+    mon = start(mon_env(tmp_path, OPTUNE_STATS_URL=closed_port_url()), "--once")
     assert mon.proc.wait(timeout=15) == 0
     stats = json.loads((tmp_path / "termination-log").read_text())
-    assert stats["cue"] == "once" and stats["max_memory"] == 524288000
+    assert stats["cue"] == "once" and stats["pod_max_memory"] == 524288000
+    # No container cgroup is the monitor's own: its share cannot be kept out, so no job figure.
+    assert stats["max_memory"] is None and stats["cpu_time"] is None
+    assert "own container cgroup" in stats["missing"]["cpu_time"]
     assert any(e["msg"] == "stats POST gave up" for e in mon.log())
 
 
 def test_missing_pod_cgroup_still_reports_why_and_exits_0(tmp_path: Path, start: Start) -> None:
     build_v2(tmp_path, "kubepods")
-    mon = start(_env(tmp_path), "--once")
+    mon = start(mon_env(tmp_path), "--once")
     assert mon.proc.wait(timeout=10) == 0
     stats = json.loads((tmp_path / "termination-log").read_text())
     assert stats["cpu_time"] is None and stats["max_memory"] is None
@@ -207,7 +182,7 @@ def test_missing_pod_cgroup_still_reports_why_and_exits_0(tmp_path: Path, start:
 
 
 def test_config_error_exits_2_with_a_clear_message(tmp_path: Path) -> None:
-    env = _env(tmp_path, OPTUNE_POLL_INTERVAL="soon")
+    env = mon_env(tmp_path, OPTUNE_POLL_INTERVAL="soon")
     del env["OPTUNE_POD_UID"]
     done = subprocess.run(
         [sys.executable, "-m", "mon"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30
@@ -227,3 +202,62 @@ def test_help_exits_0() -> None:
     )
     assert done.returncode == 0
     assert "OPTUNE_POD_UID" in done.stdout
+
+
+def test_undecodable_bytes_in_proc_files_do_not_cost_the_report(
+    tmp_path: Path, start: Start
+) -> None:
+    build_v2(tmp_path, POD_PATHS[("systemd", "burstable")], containers={APP: True})
+    proc = fake_proc(tmp_path, SELF)
+    (proc / "self" / "mountinfo").write_bytes(b"2 1 254:1 /caf\xe9 /etc/hostname rw\n")
+    (proc / "self" / "cgroup").write_bytes(b"0::/\xff\xfe\n")
+    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(proc)), "--once")
+    assert mon.proc.wait(timeout=30) == 0, mon.lines
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert stats["cue"] == "once" and stats["pod_cpu_time"] == 12.5
+
+
+def test_a_failure_report_names_the_reason(tmp_path: Path) -> None:
+    from mon.__main__ import report_failure
+    from mon.config import load_config
+
+    config = load_config(mon_env(tmp_path))
+    report_failure(config, "monitor failed: RuntimeError: boom")
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert stats["cue"] == "deadline" and stats["cpu_time"] is None
+    assert stats["missing"]["cpu_time"] == "monitor failed: RuntimeError: boom"
+
+
+def test_two_job_containers_are_reported_each_and_together(tmp_path: Path, start: Start) -> None:
+    other = cid("sidecar-job")
+    build_v1(
+        tmp_path,
+        POD_PATHS[("cgroupfs", "burstable")],
+        containers={APP: 1, other: 1, PAUSE: 1, SELF: 1},
+        container_files={SELF: V1_OWN, PAUSE: V1_PAUSE, APP: V1_APP,
+                         other: {"cpuacct.usage": "3000000000\n",
+                                 "memory.max_usage_in_bytes": f"{100 * MIB}\n"}},
+    )  # fmt: skip
+    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, SELF))), "--once")
+    assert mon.proc.wait(timeout=30) == 0, mon.lines
+    stats = json.loads((tmp_path / "termination-log").read_text())
+    assert set(stats["containers"]) == {APP, other}
+    assert stats["containers"][other]["cpu_time"] == pytest.approx(3.0)
+    assert stats["cpu_time"] == pytest.approx(12.25)  # both job containers, neither subtracted
+
+
+def test_the_monitor_needs_nothing_but_the_standard_library() -> None:
+    # As the image runs it (python -S, no site-packages); typing, dataclasses and logging stay
+    # out of its start-up, which they would double.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import mon.__main__, mon.deliver; "
+        "heavy = {'typing', 'dataclasses', 'inspect', 'logging'} & set(sys.modules); "
+        "sys.exit(f'imported {sorted(heavy)}' if heavy else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(REPO)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr

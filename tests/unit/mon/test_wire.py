@@ -5,11 +5,25 @@ from __future__ import annotations
 import json
 
 from mon.cgroup_read import PodFigures
+from mon.jobfig import JobFigures
 from mon.stats import build_stats
-from mon.wire import TERMINATION_MESSAGE_MAX_BYTES, Stats, encode_stats, fit_termination_message
+from mon.wire import (
+    TERMINATION_MESSAGE_MAX_BYTES,
+    WIRE_VERSION,
+    ContainerFigures,
+    Stats,
+    encode_stats,
+    fit_termination_message,
+)
 
 
-def _stats(*, missing: dict[str, str] | None = None, path: str = "/rsys/fs/cgroup/pod") -> Stats:
+def make_stats(
+    *,
+    missing: dict[str, str] | None = None,
+    path: str = "/rsys/fs/cgroup/pod",
+    containers: dict[str, ContainerFigures] | None = None,
+) -> Stats:
+    """A full v2 stats object: pod totals, job figures, one container."""
     figures = PodFigures(
         cpu_time=1.5,
         cpu_user=1.0,
@@ -18,15 +32,32 @@ def _stats(*, missing: dict[str, str] | None = None, path: str = "/rsys/fs/cgrou
         max_memory_source="memory.peak",
         memory={"anon": 1, "file": 2, "kernel_stack": 3, "pagetables": 4},
         missing=missing or {},
+        oom_kills=0,
     )
+    job = JobFigures(
+        cpu={"cpu_time": 1.25, "cpu_user": 0.9, "cpu_system": 0.35},
+        max_memory=(1 << 30) - (8 << 20),
+        max_memory_source="pod-peak-minus-monitor",
+        monitor_cpu_time=0.25,
+        monitor_max_memory=8 << 20,
+    )
+    one: dict[str, ContainerFigures] = {
+        "a" * 64: {"cpu_time": 1.25, "max_memory": 1 << 29, "oom_kills": 0}
+    }
     return build_stats(
-        figures=figures,
+        pod=figures,
+        job=job,
+        containers=one if containers is None else containers,
         cgroup="v2",
         cgroup_path=path,
+        cpus=2,
         monitor_rss=20_000_000,
         monitor_max_rss=25_000_000,
         cue="SIGTERM",
     )
+
+
+_stats = make_stats
 
 
 def test_small_stats_are_kept_whole() -> None:
@@ -36,23 +67,31 @@ def test_small_stats_are_kept_whole() -> None:
     assert data == encode_stats(stats)
 
 
-def test_build_stats_has_every_contract_key() -> None:
-    assert set(_stats()) == {
-        "v", "cgroup", "cgroup_path", "cpu_time", "cpu_user", "cpu_system", "max_memory",
-        "max_memory_source", "memory", "monitor_rss", "monitor_max_rss", "missing", "cue",
+def test_build_stats_has_every_contract_key_of_wire_v2() -> None:
+    stats = _stats(missing={"memory.kernel_stack": "x"})
+    assert WIRE_VERSION == 2 and stats["v"] == 2
+    assert set(stats) == {
+        "v", "cgroup", "cgroup_path", "cpus", "cpu_time", "cpu_user", "cpu_system",
+        "max_memory", "max_memory_source", "pod_cpu_time", "pod_cpu_user", "pod_cpu_system",
+        "pod_max_memory", "pod_max_memory_source", "memory", "monitor_cpu_time",
+        "monitor_max_memory", "monitor_rss", "monitor_max_rss", "oom_kills", "containers",
+        "missing", "cue",
     }  # fmt: skip
+    assert stats["cpu_time"] == 1.25 and stats["pod_cpu_time"] == 1.5
 
 
-def test_build_stats_records_a_missing_footprint() -> None:
+def test_build_stats_names_pod_reasons_by_their_pod_field() -> None:
     figures = PodFigures(None, None, None, None, None, {}, {"cpu_time": "gone"})
     stats = build_stats(
-        figures=figures, cgroup="v1", cgroup_path="", monitor_rss=None, monitor_max_rss=1,
-        cue="once",
+        pod=figures, job=JobFigures(missing={"cpu_time": "gone"}), containers={}, cgroup="v1",
+        cgroup_path="", cpus=1, monitor_rss=None, monitor_max_rss=1, cue="once",
     )  # fmt: skip
     assert stats["missing"] == {
+        "pod_cpu_time": "gone",
         "cpu_time": "gone",
-        "monitor_rss": "psutil could not read this process",
+        "monitor_rss": "/proc/self/status has no VmRSS",
     }
+    assert "containers" not in stats
 
 
 def test_too_large_drops_breakdown_first() -> None:
@@ -67,7 +106,19 @@ def test_too_large_drops_breakdown_first() -> None:
     assert len(data) <= TERMINATION_MESSAGE_MAX_BYTES
     assert "memory" not in out
     assert out["missing"] == stats["missing"]
-    assert out["cpu_time"] == 1.5 and out["max_memory"] == 1 << 30
+    assert out["pod_cpu_time"] == 1.5 and out["pod_max_memory"] == 1 << 30
+
+
+def test_too_large_drops_containers_second() -> None:
+    many: dict[str, ContainerFigures] = {
+        f"{i:064x}": {"cpu_time": 1.0, "max_memory": 1, "oom_kills": 0} for i in range(60)
+    }
+    stats = _stats(containers=many, missing={"memory.kernel_stack": "x"})
+    data = fit_termination_message(stats)
+    out = json.loads(data)
+    assert len(data) <= TERMINATION_MESSAGE_MAX_BYTES
+    assert "memory" not in out and "containers" not in out
+    assert out["missing"] == {"memory.kernel_stack": "x"}
 
 
 def test_too_large_then_drops_missing_reasons() -> None:
@@ -75,8 +126,8 @@ def test_too_large_then_drops_missing_reasons() -> None:
     data = fit_termination_message(stats)
     out = json.loads(data)
     assert len(data) <= TERMINATION_MESSAGE_MAX_BYTES
-    assert "memory" not in out and "missing" not in out
-    assert out["cpu_time"] == 1.5 and out["cue"] == "SIGTERM"
+    assert "memory" not in out and "missing" not in out and "containers" not in out
+    assert out["cpu_time"] == 1.25 and out["pod_cpu_time"] == 1.5 and out["cue"] == "SIGTERM"
 
 
 def test_absurd_path_is_shortened_keeping_its_tail() -> None:
@@ -85,10 +136,10 @@ def test_absurd_path_is_shortened_keeping_its_tail() -> None:
     out = json.loads(data)
     assert len(data) <= TERMINATION_MESSAGE_MAX_BYTES
     assert out["cgroup_path"].startswith("...") and out["cgroup_path"].endswith("pod-tail")
-    assert out["max_memory"] == 1 << 30
+    assert out["pod_max_memory"] == 1 << 30
 
 
 def test_limit_is_a_parameter() -> None:
-    data = fit_termination_message(_stats(), limit_bytes=300)
-    assert len(data) <= 300
-    assert json.loads(data)["v"] == 1
+    data = fit_termination_message(_stats(), limit_bytes=500)
+    assert len(data) <= 500
+    assert json.loads(data)["v"] == 2

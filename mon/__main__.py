@@ -49,7 +49,7 @@ environment (see mon/README.md for every variable):
   OPTUNE_SYS_ROOT       host /sys mounted in the pod (default /rsys)
   OPTUNE_TERMINATION_LOG  termination message file (default /dev/termination-log)
   OPTUNE_STATS_URL      stats receiver URL (default http://$REPORT_TARGET or $SELF_IP:8080/)
-  OPTUNE_STATS_TOKEN    bearer token for the receiver
+  OPTUNE_STATS_TOKEN_FILE  projected token sent to the receiver (/var/run/secrets/servo/token)
   OPTUNE_POLL_INTERVAL  seconds between checks for exited containers (default 1)
 """
 
@@ -179,7 +179,7 @@ def deliver(config: Config, stats: Stats) -> None:
     post_stats(
         url=config.stats_url,
         body=body,
-        token=config.stats_token,
+        token_file=config.stats_token_file,
         timeout_s=config.post_timeout_s,
         attempts=config.post_attempts,
         deadline_s=config.post_deadline_s,

@@ -50,8 +50,9 @@ class Config(Record):
     termination_log: Path = Path("/dev/termination-log")
     # The servo's stats receiver; None means the termination message is the only channel.
     stats_url: str | None = None
-    # Per-pod bearer token for the receiver; None sends no Authorization header.
-    stats_token: str | None = None
+    # The monitor's POST credential: a projected service-account token (audience servo-stats)
+    # that the kubelet keeps fresh in this file; it is read before each try, never cached.
+    stats_token_file: Path = Path("/var/run/secrets/servo/token")
     # Wait between checks for exited siblings and memory.current samples; 1 s keeps the
     # monitor's own CPU cost negligible, SIGTERM wakes it at once anyway.
     poll_interval_s: float = 1.0
@@ -201,7 +202,7 @@ def load_config(environ: Mapping[str, str]) -> Config:
         proc_root=path("OPTUNE_PROC_ROOT", "/proc"),
         termination_log=path("OPTUNE_TERMINATION_LOG", "/dev/termination-log"),
         stats_url=stats_url,
-        stats_token=(environ.get("OPTUNE_STATS_TOKEN") or "").strip() or None,
+        stats_token_file=path("OPTUNE_STATS_TOKEN_FILE", "/var/run/secrets/servo/token"),
         poll_interval_s=numbers["OPTUNE_POLL_INTERVAL"],
         search_depth=int(numbers["OPTUNE_CGROUP_SEARCH_DEPTH"]),
         shared_pid_namespace=shared,
@@ -225,7 +226,7 @@ def describe(config: Config) -> dict[str, object]:
         "sys_root": str(config.sys_root),
         "termination_log": str(config.termination_log),
         "stats_url": config.stats_url,
-        "stats_token": "***" if config.stats_token else None,
+        "stats_token_file": str(config.stats_token_file),
         "poll_interval_s": config.poll_interval_s,
         "shared_pid_namespace": config.shared_pid_namespace,
         "sidecar_style": config.sidecar_style,

@@ -25,6 +25,24 @@ from mon.wire import Stats, StatsPost, fit_termination_message
 logger = get_logger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# A service-account token is a JWT of a few KiB; anything larger is not one.
+MAX_TOKEN_BYTES = 16 * 1024
+
+
+def read_token(path: Path) -> str | None:
+    """The bearer token in `path` now, or None (no file, empty, oversized, not printable).
+
+    The kubelet rotates a projected token file, so it is read before every try."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_TOKEN_BYTES + 1)
+    except OSError:
+        return None
+    token = raw.decode("ascii", errors="replace").strip()
+    if not token or len(raw) > MAX_TOKEN_BYTES or not token.isprintable() or " " in token:
+        logger.warning("stats token file unusable", extra={"path": str(path)})
+        return None
+    return token
 
 
 def write_termination_message(path: Path, stats: Stats) -> bool:
@@ -78,7 +96,7 @@ def _post_with_retries(
     *,
     url: str,
     data: bytes,
-    headers: dict[str, str],
+    token_file: Path | None,
     timeout_s: float,
     attempts: int,
     deadline_s: float,
@@ -86,6 +104,10 @@ def _post_with_retries(
 ) -> bool:
     started = time.monotonic()
     for attempt in range(1, attempts + 1):
+        headers = {"Content-Type": "application/json"}
+        token = read_token(token_file) if token_file is not None else None
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         try:
             status = post_once(url, data, headers, timeout_s)
         except DeliveryError as e:
@@ -110,7 +132,7 @@ def post_stats(
     *,
     url: str,
     body: StatsPost,
-    token: str | None,
+    token_file: Path | None,
     timeout_s: float,
     attempts: int = 3,
     deadline_s: float = 3.0,
@@ -120,9 +142,6 @@ def post_stats(
 
     Returns within `deadline_s` + `timeout_s` (plus a second) whatever the network does.
     """
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     data = json.dumps(body, separators=(",", ":")).encode()
     result: list[bool] = []
 
@@ -131,7 +150,7 @@ def post_stats(
             _post_with_retries(
                 url=url,
                 data=data,
-                headers=headers,
+                token_file=token_file,
                 timeout_s=timeout_s,
                 attempts=attempts,
                 deadline_s=deadline_s,

@@ -142,8 +142,7 @@ def test_monitor_stats_reach_the_backend_in_the_measurement(
         token = emu.tokens.mint(create_job(emu), audience="servo-stats")
         (tmp_path / "token").write_text(token)
         mon = start_monitor(tmp_path, monitors, OPTUNE_STATS_URL=f"http://127.0.0.1:{receiver.port}/",
-                            OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"),
-                            OPTUNE_STATS_TOKEN=token)  # fmt: skip
+                            OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"))  # fmt: skip
         finish_job(emu)
         assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
         log = mon.stop()

@@ -16,7 +16,7 @@ def test_defaults() -> None:
     assert c.pod_uid == POD_UID
     assert c.sys_root == Path("/rsys")
     assert c.termination_log == Path("/dev/termination-log")
-    assert c.stats_url is None and c.stats_token is None
+    assert c.stats_url is None and c.stats_token_file == Path("/var/run/secrets/servo/token")
     assert c.poll_interval_s == 1.0
     assert c.cgroup_path is None
 
@@ -70,10 +70,13 @@ def test_bad_uid_is_rejected() -> None:
         load_config({"OPTUNE_POD_UID": "../etc"})
 
 
-def test_token_is_masked_in_the_log_description() -> None:
-    c = load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_STATS_TOKEN": "s3cret"})
-    assert c.stats_token == "s3cret"
-    assert "s3cret" not in repr(describe(c))
+def test_the_token_is_a_file_whose_path_is_logged_never_its_content() -> None:
+    c = load_config({"OPTUNE_POD_UID": POD_UID})
+    assert c.stats_token_file == Path("/var/run/secrets/servo/token")
+    c = load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_STATS_TOKEN_FILE": "/t/token"})
+    assert describe(c)["stats_token_file"] == "/t/token"
+    with pytest.raises(ConfigError, match="OPTUNE_STATS_TOKEN_FILE"):
+        load_config({"OPTUNE_POD_UID": POD_UID, "OPTUNE_STATS_TOKEN_FILE": "relative/token"})
 
 
 NUMERIC = (

@@ -68,8 +68,10 @@ def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
         container_files={SELF: V1_OWN, PAUSE: V1_PAUSE, APP: V1_APP},
     )
     proc = fake_proc(tmp_path, SELF)
+    (tmp_path / "token").write_text("t0k")
     with stats_receiver() as rec:
-        mon = start(mon_env(tmp_path, OPTUNE_STATS_URL=rec.url, OPTUNE_STATS_TOKEN="t0k",
+        mon = start(mon_env(tmp_path, OPTUNE_STATS_URL=rec.url,
+                         OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"),
                          OPTUNE_POLL_INTERVAL="5", OPTUNE_PROC_ROOT=str(proc)))  # fmt: skip
         assert mon.waiting.wait(10), mon.lines
         sent = time.monotonic()

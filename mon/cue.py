@@ -77,6 +77,9 @@ if TYPE_CHECKING:
         def tolerated(self) -> int: ...
 
 
+_RUNTIME_SCOPE = "-conmon-"
+
+
 class CgroupSiblings:
     """The pod's container cgroups sorted into the monitor's own, the sandbox's and the job's.
 
@@ -102,6 +105,11 @@ class CgroupSiblings:
         self.own_seen = False
 
     def role(self, ctr: Path) -> Role:
+        if _RUNTIME_SCOPE in ctr.name:
+            # CRI-O's conmon (one per container, `crio-conmon-<id>.scope`) is the runtime's, not
+            # the job's: the monitor's own conmon lives as long as the monitor, so watching it
+            # would keep a plain-style monitor waiting for ever.
+            return "sandbox"
         cid = container_id_from_name(ctr.name)
         if cid is not None and cid in self.sandbox_ids:
             self.sandbox_seen = True

@@ -61,6 +61,7 @@ def job_figures(
         pod_source=figures.max_memory_source,
         pod_reason=figures.missing.get("max_memory", ""),
         overhead_min=sampler.overhead_min,
+        sandbox_min=sampler.sandbox_min,
         overhead_reason=sampler.overhead_reason,
         container_peaks=[c.max_memory for c in sampler.containers.values() if c.max_memory],
         out=job,

@@ -8,7 +8,10 @@ Peak memory: the pod's peak is the largest job + monitor + sandbox. Subtracting 
 monitor + sandbox use sampled gives an upper bound on the job's peak, tight when their use is
 steady (subtracting their peak could go below the job's peak). Each job container's own
 watermark, read while it ran, gives a lower bound. The figure is the larger of the two, never
-above the pod's peak.
+above the pod's peak. When no job container was ever sampled alive, the pod's peak may date from
+before the monitor existed (a job shorter than the monitor's start-up): then only the sandbox is
+subtracted, and the figure can be high by the monitor's size, never low. Without the monitor's
+own cgroup there is no figure at all: a watermark alone could be a poll old, so too low.
 """
 
 from __future__ import annotations
@@ -106,6 +109,7 @@ def job_peak(
     pod_source: PodMaxMemorySource | None,
     pod_reason: str,
     overhead_min: int | None,
+    sandbox_min: int | None,
     container_peaks: Iterable[int],
     out: JobFigures,
     overhead_reason: str = NO_OWN_CGROUP,
@@ -114,14 +118,18 @@ def job_peak(
     out.monitor_max_memory = overhead_min
     if overhead_min is None:
         out.missing["monitor_max_memory"] = overhead_reason
-    upper = None
-    if pod_peak is not None and overhead_min is not None:
-        upper = max(0, pod_peak - overhead_min)
+        out.missing["max_memory"] = overhead_reason if pod_peak is not None else pod_reason
+        return
     lower = max(container_peaks, default=None)
+    source: JobMaxMemorySource = "pod-peak-minus-monitor"
+    subtracted = overhead_min
+    if lower is None:
+        source, subtracted = "pod-peak-minus-sandbox", sandbox_min or 0
+    upper = None if pod_peak is None else max(0, pod_peak - subtracted)
     value: int | None
     if upper is not None and (lower is None or upper >= lower):
         value = upper
-        out.max_memory_source = "sampled" if pod_source == "sampled" else "pod-peak-minus-monitor"
+        out.max_memory_source = "sampled" if pod_source == "sampled" else source
     elif lower is not None:
         value = lower
         out.max_memory_source = "container-peak"

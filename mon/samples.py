@@ -41,6 +41,8 @@ class PodSampler:
         self.pod_max_bytes: int | None = None
         # Monitor + sandbox memory use: the smallest sum seen after the monitor's start-up.
         self.overhead_min: int | None = None
+        # The sandbox's share of it alone: what a peak from before the monitor existed holds.
+        self.sandbox_min: int | None = None
         # Why there is no overhead sample yet (the reason `monitor_max_memory` is null).
         self.overhead_reason = "not sampled"
         self.containers: dict[str, ContainerSample] = {}
@@ -55,6 +57,9 @@ class PodSampler:
             overhead = self._overhead(roles["own"] + roles["sandbox"])
         if overhead is not None and (self.overhead_min is None or overhead < self.overhead_min):
             self.overhead_min = overhead
+        sandbox = self._overhead(roles["sandbox"]) if overhead is not None else None
+        if sandbox is not None and (self.sandbox_min is None or sandbox < self.sandbox_min):
+            self.sandbox_min = sandbox
         for name in roles["job"]:
             self._sample_container(name)
 

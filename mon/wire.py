@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     CgroupVersion = Literal["v1", "v2"]
     PodMaxMemorySource = Literal["memory.peak", "memory.max_usage_in_bytes", "sampled"]
     # How the job's own peak was derived (mon/README.md: "Where each figure comes from").
-    JobMaxMemorySource = Literal["pod-peak-minus-monitor", "container-peak", "sampled"]
+    JobMaxMemorySource = Literal[
+        "pod-peak-minus-monitor", "pod-peak-minus-sandbox", "container-peak", "sampled"
+    ]
     Cue = Literal["SIGTERM", "siblings-exited", "deadline", "once"]
 
     class MemoryBreakdown(TypedDict, total=False):

@@ -120,3 +120,23 @@ def test_native_style_waits_for_sigterm_even_without_its_cgroup(
     assert mon.proc.wait(timeout=HANG_GUARD_S) == 0, mon.lines
     stats = _stats(tmp_path)
     assert stats["cue"] == "SIGTERM" and "pod cgroup not found" in str(stats["missing"])
+
+
+def test_cri_o_conmon_scopes_do_not_keep_it_waiting(tmp_path: Path, start: Start) -> None:
+    # CRI-O runs one conmon per container in `crio-conmon-<id>.scope` beside the containers:
+    # the monitor's own lives as long as the monitor does.
+    crio = {k: container_dir_name("crio", v) for k, v in (("a", APP), ("p", PAUSE), ("s", SELF))}
+    conmon = {k: f"crio-conmon-{v}.scope" for k, v in (("a", APP), ("s", SELF))}
+    pod_dir = build_v2(
+        tmp_path, REL, containers={**dict.fromkeys(crio.values(), True),
+                                   **dict.fromkeys(conmon.values(), True)},
+    )  # fmt: skip
+    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, crio["s"])),
+                        OPTUNE_UNSEEN_WAIT="3600"))  # fmt: skip
+    assert mon.waiting.wait(HANG_GUARD_S), mon.lines
+    time.sleep(0.3)
+    assert mon.proc.poll() is None, "left while the app container still ran"
+    for name in (crio["a"], conmon["a"]):
+        (pod_dir / name / "cgroup.events").write_text("populated 0\n")
+    assert mon.proc.wait(timeout=HANG_GUARD_S) == 0, mon.lines
+    assert _stats(tmp_path)["cue"] == "siblings-exited"

@@ -57,7 +57,8 @@ def test_cpu_says_why_a_pod_or_monitor_figure_is_missing() -> None:
 
 def _peak(**kw: object) -> JobFigures:
     out = JobFigures()
-    args: dict[str, object] = {"pod_source": "memory.peak", "pod_reason": "", "container_peaks": []}
+    args: dict[str, object] = {"pod_source": "memory.peak", "pod_reason": "", "container_peaks": [],
+                               "sandbox_min": MIB // 2}  # fmt: skip
     args.update(kw)
     job_peak(out=out, **args)  # type: ignore[arg-type]
     return out
@@ -77,13 +78,28 @@ def test_a_container_watermark_above_the_upper_bound_wins() -> None:
 
 
 def test_peak_is_never_above_the_pod_peak() -> None:
-    out = _peak(pod_peak=100 * MIB, overhead_min=None, container_peaks=[120 * MIB])
+    out = _peak(pod_peak=100 * MIB, overhead_min=MIB, container_peaks=[120 * MIB])
     assert out.max_memory == 100 * MIB and out.max_memory_source == "container-peak"
+
+
+def test_no_peak_without_the_own_cgroup_even_with_a_watermark() -> None:
+    # The watermark can be a poll old: alone it could be below the job's peak.
+    out = _peak(pod_peak=300 * MIB, overhead_min=None, container_peaks=[100 * MIB])
+    assert out.max_memory is None and out.max_memory_source is None
+    assert out.missing["max_memory"] == NO_OWN_CGROUP
     assert out.missing["monitor_max_memory"] == NO_OWN_CGROUP
 
 
+def test_a_job_never_seen_alive_keeps_the_monitor_in_rather_than_read_low() -> None:
+    # It may have peaked before the monitor existed: only the sandbox is subtracted.
+    out = _peak(pod_peak=201 * MIB, overhead_min=12 * MIB, container_peaks=[])
+    assert out.max_memory == 201 * MIB - MIB // 2
+    assert out.max_memory_source == "pod-peak-minus-sandbox"
+
+
 def test_sampled_pod_peak_and_nothing_at_all() -> None:
-    sampled = _peak(pod_peak=50 * MIB, pod_source="sampled", overhead_min=MIB)
+    sampled = _peak(pod_peak=50 * MIB, pod_source="sampled", overhead_min=MIB,
+                    container_peaks=[40 * MIB])  # fmt: skip
     assert sampled.max_memory == 49 * MIB and sampled.max_memory_source == "sampled"
     none = _peak(pod_peak=None, pod_reason="memory.peak: file not found", overhead_min=MIB)
     assert none.max_memory is None and none.max_memory_source is None

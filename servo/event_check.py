@@ -15,6 +15,9 @@ from typing import Any
 
 # Seconds of one run: a year is far beyond any batch job and far below float trouble.
 MAX_SECONDS = 366 * 86400.0
+# CPU seconds of one run: that year on 1,024 cores (a parallel job's CPU time is many times
+# its duration; the servo bounds it by the pod's own cores x wall time before sending).
+MAX_CPU_SECONDS = 1024 * MAX_SECONDS
 # Bytes: what a signed 64-bit counter (the kernel's, Kubernetes') can hold.
 MAX_BYTES = 2**63 - 1  # an int: compared exactly, with ints and floats alike
 # Any other unit (a rate such as "1/s", a count): finite and at most this far from zero.
@@ -30,10 +33,10 @@ MAX_ANNOTATION_CHARS = 4096
 MAX_MESSAGE_CHARS = 4096
 
 
-def bounds_of(unit: str) -> tuple[float, int | float]:
-    """The physical range of a value in `unit`."""
+def bounds_of(unit: str, name: str = "") -> tuple[float, int | float]:
+    """The physical range of a value in `unit` (a CPU figure's name widens seconds)."""
     if unit in SECOND_UNITS:
-        return 0.0, MAX_SECONDS
+        return 0.0, MAX_CPU_SECONDS if "cpu" in name else MAX_SECONDS
     if unit in BYTE_UNITS:
         return 0, MAX_BYTES
     return -MAX_OTHER, MAX_OTHER
@@ -51,7 +54,7 @@ def bounded_number(x: Any, lo: float, hi: float) -> float | None:
     return x if math.isfinite(x) and lo <= x <= hi else None
 
 
-def metric_value(metric: Any, unit: str | None = None) -> float | None:
+def metric_value(metric: Any, unit: str | None = None, *, name: str = "") -> float | None:
     """The value of a stored metric `{"value", "unit"}` within the bounds of `unit` (default:
     the metric's own unit), or None."""
     if not isinstance(metric, Mapping):
@@ -59,7 +62,7 @@ def metric_value(metric: Any, unit: str | None = None) -> float | None:
     if unit is None:
         own = metric.get("unit")
         unit = own if isinstance(own, str) else ""
-    return bounded_number(metric.get("value"), *bounds_of(unit))
+    return bounded_number(metric.get("value"), *bounds_of(unit, name))
 
 
 def _check_metric(name: Any, metric: Any) -> tuple[dict[str, Any] | None, str]:
@@ -71,7 +74,7 @@ def _check_metric(name: Any, metric: Any) -> tuple[dict[str, Any] | None, str]:
     unit = metric.get("unit", "")
     if not isinstance(unit, str) or len(unit) > MAX_UNIT_CHARS:
         return None, f"unit: expected a string of at most {MAX_UNIT_CHARS} characters"
-    lo, hi = bounds_of(unit)
+    lo, hi = bounds_of(unit, name)
     value = bounded_number(metric.get("value"), lo, hi)
     if value is None:
         return None, f"value: expected a finite number in {lo:g}..{hi:g} for unit {unit!r}"

@@ -76,6 +76,9 @@ class StatsIntake:
 
     def accept(self, uid: str, stats: MonitorStats, client_ip: str, token: str | None) -> Answer:
         """A monitor's POST: only with its own pod's token, for a job being measured."""
+        # When it arrived, not when its token review ended: that can take seconds, and the
+        # time decides whether the POST came before the job's end.
+        received_s = time.time()
         facts, answer = self._find(uid)
         if answer is not None or facts is None:
             return answer or Answer(404, "no such job pod")
@@ -104,7 +107,7 @@ class StatsIntake:
             waiting = tracker.awaiting.get(uid)
             waited = (time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
                       if waiting is not None else None)  # fmt: skip
-            verdict, due = tracker.post_arrived(uid, stats, received_s=time.time())
+            verdict, due = tracker.post_arrived(uid, stats, received_s=received_s)
         self._metrics.stats_arrived(stats.channel, waited)
         pod_logger(logger, facts).info("stats received", extra={
             "channel": stats.channel, "verdict": str(verdict)})  # fmt: skip

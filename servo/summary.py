@@ -78,7 +78,7 @@ def run_from_body(app_id: str, at_s: float, body: Mapping[str, Any]) -> Run | No
     metrics = metrics if isinstance(metrics, Mapping) else {}
     figures: dict[str, float] = {}
     for name in FIGURES:
-        value = metric_value(metrics.get(name), FIGURE_UNITS[name])
+        value = metric_value(metrics.get(name), FIGURE_UNITS[name], name=name)
         if value is not None:
             figures[name] = value
     exitcode = _text(annotations.get("exitcode", ""))

@@ -34,6 +34,8 @@ from servo.stats import MonitorStats, StatsError, parse_termination_message, wit
 from servo.stats import without_stats as _without_stats
 
 DEFAULT_STATS_WAIT_S = 30.0
+# Early POSTs kept per pod; a real monitor sends one (three tries of the same body).
+MAX_EARLY_POSTS = 4
 
 
 class StatsVerdict(StrEnum):
@@ -73,8 +75,9 @@ class Tracker:
     stats_wait_s: float = DEFAULT_STATS_WAIT_S
     pending: dict[str, PodFacts] = field(default_factory=dict)
     awaiting: dict[str, Awaiting] = field(default_factory=dict)
-    # POSTs for jobs the servo still sees running (the watch may lag behind the monitor).
-    early_posts: dict[str, HeldPost] = field(default_factory=dict)
+    # POSTs that came while the job still looked running: the first few, so a forged early
+    # one cannot push out the monitor's (the watch may show the job's end after its POST).
+    early_posts: dict[str, list[HeldPost]] = field(default_factory=dict)
     reported: set[str] = field(default_factory=set)
     seen: int = 0  # job pods first observed in this scope (for metrics)
 
@@ -111,18 +114,21 @@ class Tracker:
         return None
 
     def _finished(self, facts: PodFacts, m: Measurement, now_s: float) -> Measurement | None:
-        early = self.early_posts.pop(facts.uid, None)
+        early = self.early_posts.pop(facts.uid, [])
         if m.failure is not None or not facts.monitor:
             return self._done(facts, m)
         self.pending.pop(facts.uid, None)
         waiting = Awaiting(facts, m, now_s + self.stats_wait_s)
-        if early is not None and not _before_end(early, facts):
-            waiting.post = early
+        waiting.post = next((p for p in early if not _before_end(p, facts)), None)
         self.awaiting[facts.uid] = waiting
         return self._from_message(waiting, facts)
 
     def _from_message(self, waiting: Awaiting, facts: PodFacts) -> Measurement | None:
-        if facts.monitor_message:
+        if facts.monitor_message and _ended_before_the_job(facts):
+            # A plain monitor that took a crash of the job container for the job's end (a
+            # restartPolicy OnFailure pod) reported an earlier attempt: not this run's figures.
+            waiting.message_error = "the monitor ended before the job's last run ended"
+        elif facts.monitor_message:
             try:
                 stats = parse_termination_message(facts.monitor_message)
             except StatsError as e:
@@ -157,12 +163,15 @@ class Tracker:
         if waiting is not None:
             if _before_end(post, waiting.facts):
                 return StatsVerdict.EARLY, None
-            waiting.post = post
+            if waiting.post is None:  # the first one counts: a later one cannot replace it
+                waiting.post = post
             if waiting.monitor_done:
                 return StatsVerdict.MEASURED, self._done(waiting.facts, _with_post(waiting))
             return StatsVerdict.HELD, None
         if uid in self.pending:
-            self.early_posts[uid] = post
+            held = self.early_posts.setdefault(uid, [])
+            if len(held) < MAX_EARLY_POSTS:
+                held.append(post)
             return StatsVerdict.HELD, None
         if uid in self.reported:
             return StatsVerdict.ALREADY_REPORTED, None
@@ -177,8 +186,11 @@ class Tracker:
         out = []
         for w in due:
             if w.post is not None:
-                out.append(self._done(w.facts, _with_post(w)))
-                continue
+                try:
+                    out.append(self._done(w.facts, _with_post(w)))
+                    continue
+                except Exception as e:  # noqa: BLE001 - one pod's stats never cost its report
+                    w.message_error = w.message_error or f"held stats unusable ({e!r:.80})"
             reason = base
             if w.message_error:
                 reason += f"; its termination message was unusable ({w.message_error})"
@@ -206,6 +218,13 @@ class Tracker:
 
     def __len__(self) -> int:
         return len(self.pending) + len(self.awaiting) + len(self.reported)
+
+
+def _ended_before_the_job(facts: PodFacts) -> bool:
+    """The monitor container terminated a second or more before the job container finished
+    (both times cut to the second by the API)."""
+    ended, finished = facts.monitor_finished_s, facts.finished_s
+    return ended is not None and finished is not None and ended < finished - 1
 
 
 def _before_end(post: HeldPost, facts: PodFacts) -> bool:

@@ -4,7 +4,13 @@ from typing import Any
 
 import pytest
 
-from servo.event_check import MAX_SECONDS, bounded_number, checked_measurement, metric_value
+from servo.event_check import (
+    MAX_CPU_SECONDS,
+    MAX_SECONDS,
+    bounded_number,
+    checked_measurement,
+    metric_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +31,16 @@ from servo.event_check import MAX_SECONDS, bounded_number, checked_measurement, 
 )
 def test_bounded_number(x: Any, expected: float | None) -> None:
     assert bounded_number(x, 0, 10) == expected
+
+
+def test_cpu_seconds_may_exceed_a_year_of_wall_time() -> None:
+    # 64 cores for 6 days: more seconds than a year, as CPU time, never as a duration.
+    six_days_64_cores = {"value": 64 * 6 * 86400.0, "unit": "s"}
+    assert metric_value(six_days_64_cores, name="cpu_time") == 64 * 6 * 86400.0
+    assert metric_value(six_days_64_cores, name="duration") is None
+    kept, dropped = checked_measurement({"metrics": {"pod_cpu_time": six_days_64_cores}})
+    assert "pod_cpu_time" in kept["metrics"] and dropped == {}
+    assert metric_value({"value": MAX_CPU_SECONDS * 2, "unit": "s"}, name="cpu_time") is None
 
 
 @pytest.mark.parametrize(

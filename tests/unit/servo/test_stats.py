@@ -339,6 +339,43 @@ def test_no_stats_in_time_measures_without_them_saying_why() -> None:
     assert len(t) == 1  # reported, remembered until the pod goes
 
 
+def test_a_message_from_before_the_jobs_last_run_is_not_its_figures() -> None:
+    # restartPolicy OnFailure: a plain monitor took the first crash for the end and reported.
+    t = Tracker(stats_wait_s=5)
+    stale = replace(DONE, finished_s=500.0, monitor_message=json.dumps(STATS),
+                    monitor_terminated=True, monitor_finished_s=17.0)  # fmt: skip
+    assert t.observe("MODIFIED", stale, now_s=0) is None
+    [m] = t.expire(now_s=5)
+    assert "cpu_time" not in m.metrics and "max_memory" not in m.metrics
+    assert "the monitor ended before the job's last run ended" in m.annotations["stats"]
+    # The same message a second after the job's end is this run's.
+    fresh = replace(stale, monitor_finished_s=501.0)
+    assert Tracker().observe("MODIFIED", fresh, now_s=0) is not None
+
+
+def test_the_first_held_post_is_not_replaced_by_a_later_one() -> None:
+    t = Tracker(stats_wait_s=5)
+    t.observe("MODIFIED", DONE, now_s=0)
+    forged = parse_stats({**STATS, "cpu_time": 0.001}, CHANNEL_POST)
+    assert t.post_arrived("u1", STATS_OBJ, received_s=16)[0] is StatsVerdict.HELD
+    assert t.post_arrived("u1", forged, received_s=17)[0] is StatsVerdict.HELD
+    [m] = t.expire(now_s=5)
+    assert m.metrics["cpu_time"].value == 12.5
+
+
+def test_a_forged_early_post_does_not_push_out_the_monitors() -> None:
+    # The watch still shows the job running when both arrive; only the later one is after
+    # the job's end.
+    t = Tracker(stats_wait_s=5)
+    t.observe("MODIFIED", RUNNING, now_s=0)
+    forged = parse_stats({**STATS, "cpu_time": 0.001}, CHANNEL_POST)
+    assert t.post_arrived("u1", forged, received_s=12)[0] is StatsVerdict.HELD
+    assert t.post_arrived("u1", STATS_OBJ, received_s=16)[0] is StatsVerdict.HELD
+    t.observe("MODIFIED", DONE, now_s=1)
+    [m] = t.expire(now_s=6)
+    assert m.metrics["cpu_time"].value == 12.5
+
+
 def test_deletion_does_not_end_the_wait() -> None:
     t = Tracker()
     t.observe("MODIFIED", DONE, now_s=0)

@@ -44,7 +44,7 @@ def test_trend_that_overflows_is_none() -> None:
         (body(True), (False, {})),  # type: ignore[arg-type]
         (body(10**4000), (False, {})),  # float() of it overflows
         (body(-1), (False, {})),
-        (body(None, cpu_time=400 * 86400, max_memory=2**63), (False, {})),
+        (body(None, cpu_time=2000 * 366 * 86400, max_memory=2**63), (False, {})),
         (body(None, cpu_time=-0.5, max_memory=-1), (False, {})),
     ],
 )

@@ -148,8 +148,8 @@ def run(config: Config, *, stop: threading.Event, once: bool = False) -> int:
     layout = container_layout(config, pod)
     sampler = None
     if pod is not None and layout is not None:
+        # Its first sample is the wait's first poll, taken at once.
         sampler = PodSampler(pod, layout, clk_tck=os.sysconf("SC_CLK_TCK"))
-        sampler.sample()
     cue: Cue = "once" if once else wait(config, stop=stop, layout=layout, sampler=sampler)
     logger.info("cue received", extra={"cue": cue})
     stats = read_stats(

@@ -103,6 +103,14 @@ class CgroupSiblings:
         self.others: set[str] = set()
         self.sandbox_seen = False
         self.own_seen = False
+        # The listing the samples of this poll used, for the exit check that follows them: one
+        # directory listing per poll instead of two.
+        self._listing: list[Path] | None = None
+
+    def _containers(self, *, keep: bool) -> list[Path]:
+        listing = self._listing if self._listing is not None else list_container_dirs(self.pod.path)
+        self._listing = listing if keep else None
+        return listing
 
     def role(self, ctr: Path) -> Role:
         if _RUNTIME_SCOPE in ctr.name:
@@ -135,7 +143,8 @@ class CgroupSiblings:
     def by_role(self) -> dict[Role, list[str]]:
         """Role -> names of the container cgroups present now."""
         out: dict[Role, list[str]] = {"own": [], "sandbox": [], "job": []}
-        for ctr in list_container_dirs(self.pod.path):
+        self._listing = None
+        for ctr in self._containers(keep=True):
             out[self.role(ctr)].append(ctr.name)
         return out
 
@@ -147,7 +156,7 @@ class CgroupSiblings:
     def running(self) -> dict[str, bool]:
         """Job container name -> still running; vanished ones are left out."""
         out: dict[str, bool] = {}
-        for ctr in list_container_dirs(self.pod.path):
+        for ctr in self._containers(keep=False):
             if self.role(ctr) != "job":
                 continue
             state = self._running(ctr)

@@ -218,12 +218,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from kubernetes import client as k8s
 
-    from servo.app import Servo
-    from servo.config import load_config
-    from servo.kube import KubeClient
-    from servo.logs import configure_logging
-    from servo.outbox import Outbox
-    from servo.report import Reporter
+    from servo.kube.client import KubeClient
+    from servo.report.outbox import Outbox
+    from servo.report.reporter import Reporter
+    from servo.run.app import Servo
+    from servo.system.config import load_config
+    from servo.system.logs import configure_logging
 
     if not args.no_logging:
         configure_logging(debug=0, fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115

@@ -33,14 +33,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from servo.app import measurement_event  # noqa: E402
-from servo.appid import parse_app_id_query  # noqa: E402
-from servo.config import DEFAULT_APP_ID, load_config  # noqa: E402
-from servo.logs import configure_logging  # noqa: E402
-from servo.models import Event  # noqa: E402
-from servo.outbox import Outbox  # noqa: E402
-from servo.pods import facts_from_pod, measurement_from_facts  # noqa: E402
-from servo.report import Reporter  # noqa: E402
+from servo.core.appid import parse_app_id_query  # noqa: E402
+from servo.core.models import Event  # noqa: E402
+from servo.core.pods import facts_from_pod, measurement_from_facts  # noqa: E402
+from servo.report.outbox import Outbox  # noqa: E402
+from servo.report.reporter import Reporter  # noqa: E402
+from servo.run.app import measurement_event  # noqa: E402
+from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
+from servo.system.logs import configure_logging  # noqa: E402
 
 FIXTURE = REPO / "tests" / "data" / "job-pod.json"
 TARGET_PUT_RATE = 2000.0

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from servo.kube import KubeClient, identity_from_review
+from servo.kube.client import KubeClient, identity_from_review
 from tests.fakes.kubeapi import KubeEmulator
 from tests.fakes.kubetokens import POD_NAME_EXTRA, POD_UID_EXTRA
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from servo.pods import GUARD_FINALIZER
+from servo.core.pods import GUARD_FINALIZER
 from tests.fakes.kubeapi import KubeEmulator
 from tests.faults.settings import NAMESPACE
 from tests.helpers import job_pod, set_running, set_terminated

@@ -1,7 +1,7 @@
 """The flaky proxy in front of the collector: forwards the servo's POSTs, and with a seeded
 random.Random fails a share of them (ALL_FAULTS, before or after the collector stored the
 event), refuses all of them, or stops listening. Each request becomes a WireRecord; the
-collector itself is servo/collector.py.
+collector itself is servo/collector/server.py.
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from servo.collector import Collector
-from servo.outbox import OUTBOX_FILE
-from servo.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
-from servo.store import EventStore
+from servo.collector.server import Collector
+from servo.core.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
+from servo.report.outbox import OUTBOX_FILE
+from servo.store.events import EventStore
 from tests.fakes.kubeapi import KubeEmulator
 from tests.faults.jobs import Job, JobDriver
 from tests.faults.outcome import Outcome, check_measurement

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import requests
 
-from servo.collector import Collector
+from servo.collector.server import Collector
 
 TOKEN = "collector-s3cret"
 URL = "/accounts/acme/applications/{app}/servo"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from servo.app import Servo
-from servo.config import Config, load_config
-from servo.kube import KubeClient
-from servo.outbox import Outbox
-from servo.report import Reporter
+from servo.kube.client import KubeClient
+from servo.report.outbox import Outbox
+from servo.report.reporter import Reporter
+from servo.run.app import Servo
+from servo.system.config import Config, load_config
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import set_running, set_terminated

@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
-from servo.collector import Collector
-from servo.store import EventStore, StoredEvent
+from servo.collector.server import Collector
+from servo.store.events import EventStore, StoredEvent
 
 MIB = 1024 * 1024
 

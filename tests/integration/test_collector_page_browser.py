@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from servo.collector import Collector, page_html
-from servo.store import EventStore
+from servo.collector.server import Collector, page_html
+from servo.store.events import EventStore
 from tests.integration.browser import (
     by_id,
     chart,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from servo.__main__ import main
-from servo.collector import Collector
-from servo.store import EventStore
+from servo.collector.server import Collector
+from servo.store.events import EventStore
 from tests.integration.collectorkit import (
     GARBAGE,
     HUGE,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from servo.ops_server import OpsServer
+from servo.http.ops import OpsServer
 from tests.integration.webhookkit import Hook
 
 # A second request hidden in the first one's body: answered only if the body were misread.

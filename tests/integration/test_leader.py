@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from servo.collector import Collector
-from servo.store import EventStore
+from servo.collector.server import Collector
+from servo.store.events import EventStore
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod, set_running, set_terminated
 from tests.integration.test_cli import clean_env

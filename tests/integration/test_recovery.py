@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from servo.models import Event
-from servo.outbox import Outbox
-from servo.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
+from servo.core.models import Event
+from servo.core.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
+from servo.report.outbox import Outbox
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod, set_running, set_terminated

@@ -8,10 +8,10 @@ import time
 import pytest
 from tenacity import wait_none
 
-from servo.config import ReportConfig
-from servo.errors import ReportError
-from servo.models import Event
-from servo.report import Reporter
+from servo.core.errors import ReportError
+from servo.core.models import Event
+from servo.report.reporter import Reporter
+from servo.system.config import ReportConfig
 from tests.fakes.backend import RecordingBackend
 
 EVENT = Event(

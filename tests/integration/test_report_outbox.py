@@ -10,10 +10,10 @@ from pathlib import Path
 import requests
 from tenacity import wait_none
 
-from servo.config import ReportConfig
-from servo.models import Event
-from servo.outbox import Outbox
-from servo.report import Reporter
+from servo.core.models import Event
+from servo.report.outbox import Outbox
+from servo.report.reporter import Reporter
+from servo.system.config import ReportConfig
 from tests.fakes.backend import RecordingBackend
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from servo.app import Servo
-from servo.config import load_config
-from servo.kube import KubeClient
-from servo.report import Reporter
+from servo.kube.client import KubeClient
+from servo.report.reporter import Reporter
+from servo.run.app import Servo
+from servo.system.config import load_config
 from tests.fakes.backend import RecordingBackend
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod

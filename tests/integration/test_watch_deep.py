@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from servo.config import WatchConfig
-from servo.kube import KubeClient
-from servo.watch import LISTED, PodWatch, WatchEvent
+from servo.kube.client import KubeClient
+from servo.system.config import WatchConfig
+from servo.watch.loop import LISTED, PodWatch, WatchEvent
 from tests.fakes.kubeapi import KubeEmulator
 from tests.helpers import job_pod
 

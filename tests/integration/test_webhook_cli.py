@@ -20,9 +20,9 @@ import pytest
 import requests
 from kubernetes import client as k8s
 
-from servo.tls import CaBundleError, patch_ca_bundle
-from servo.webhook import decode_patch
-from servo.webhook_cli import EXIT_CONFIG, add_webhook_parser, run_webhook
+from servo.webhook.cli import EXIT_CONFIG, add_webhook_parser, run_webhook
+from servo.webhook.review import decode_patch
+from servo.webhook.tls import CaBundleError, patch_ca_bundle
 from tests.fakes.backend import RecordingBackend
 from tests.integration.webhookkit import admission_pod, review
 

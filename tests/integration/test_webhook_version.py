@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from servo.webhook import load_webhook_config, use_native_sidecar
-from servo.webhook_cli import server_version
+from servo.webhook.cli import server_version
+from servo.webhook.review import load_webhook_config, use_native_sidecar
 from tests.fakes.kubeapi import KubeEmulator
 
 

@@ -16,11 +16,17 @@ import kubernetes_validate
 import pytest
 import requests
 
-from servo.config import load_config
-from servo.mutate import MonitorSpec, Ranges
-from servo.tls import generate_ca, generate_serving_cert, server_context, write_pair
-from servo.webhook import Admitter, Exchange, ReporterSender, decode_patch, load_webhook_config
-from servo.webhook_server import WebhookServer
+from servo.system.config import load_config
+from servo.webhook.admission import MonitorSpec, Ranges
+from servo.webhook.review import (
+    Admitter,
+    Exchange,
+    ReporterSender,
+    decode_patch,
+    load_webhook_config,
+)
+from servo.webhook.server import WebhookServer
+from servo.webhook.tls import generate_ca, generate_serving_cert, server_context, write_pair
 from tests.helpers import job_pod
 
 # Oldest release the examples support, and the newest schema kubernetes-validate ships

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servo.check import (
+from servo.check.backend import backend_result, check_outbox
+from servo.check.checks import (
     EXIT_CONFIG,
     EXIT_FAILED,
     EXIT_OK,
@@ -19,11 +20,10 @@ from servo.check import (
     render_json,
     render_text,
 )
-from servo.check_host import check_cgroups, check_port, find_kubepods, node_sys_root
-from servo.check_kube import explain_kube_error, rbac_fix, rbac_result
-from servo.check_report import backend_result, check_outbox
-from servo.check_result import short_transport_error
-from servo.errors import KubeError, ReportError
+from servo.check.host import check_cgroups, check_port, find_kubepods, node_sys_root
+from servo.check.kube import explain_kube_error, rbac_fix, rbac_result
+from servo.check.result import short_transport_error
+from servo.core.errors import KubeError, ReportError
 
 UID = "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 UID_SYSTEMD = UID.replace("-", "_")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from servo.chunked import MAX_LINE_BYTES, MAX_SIZE_LINE, ChunkedError, ChunkedLines
+from servo.kube.chunked import MAX_LINE_BYTES, MAX_SIZE_LINE, ChunkedError, ChunkedLines
 
 
 def chunked(*payloads: bytes, ext: bytes = b"") -> bytes:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from servo.config import DEFAULT_APP_ID, DEFAULT_SLEEPER_IMAGE, DEFAULT_URL, load_config
-from servo.errors import ConfigError
+from servo.core.errors import ConfigError
+from servo.system.config import DEFAULT_APP_ID, DEFAULT_SLEEPER_IMAGE, DEFAULT_URL, load_config
 
 URL = "http://127.0.0.1:9/accounts/{acct}/applications/{app_id}/servo"
 GOOD = {"OPTUNE_URL": URL, "OPTUNE_ACCOUNT": "acme"}

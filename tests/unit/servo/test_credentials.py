@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from servo import credentials
-from servo.credentials import TokenCommand, TokenFile, jwt_times, load_credentials
-from servo.errors import ConfigError, KubeError
+from servo.core.errors import ConfigError, KubeError
+from servo.kube import credentials
+from servo.kube.credentials import TokenCommand, TokenFile, jwt_times, load_credentials
 
 SERVER = "https://10.0.0.1:6443"
 

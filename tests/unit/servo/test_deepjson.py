@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from servo.deepjson import scan_pod_key, split_list_items
+from servo.core.deepjson import scan_pod_key, split_list_items
 
 
 def test_items_are_split_with_brackets_inside_strings_left_alone() -> None:

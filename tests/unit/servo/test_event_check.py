@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from servo.event_check import MAX_SECONDS, bounded_number, checked_measurement, metric_value
+from servo.core.event_check import MAX_SECONDS, bounded_number, checked_measurement, metric_value
 
 
 @pytest.mark.parametrize(

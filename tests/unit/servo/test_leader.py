@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from servo.leader import Action, LeaseState, decide, lease_transitions, micro_time
+from servo.kube.lease import Action, LeaseState, decide, lease_transitions, micro_time
 
 
 def state(holder: str, seen_s: float) -> LeaseState:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from servo.logs import configure_logging
+from servo.system.logs import configure_logging
 
 # The loggers configure_logging sets a level on (root first).
 LOGGERS = ("", "servo", "kubernetes", "urllib3")

@@ -11,16 +11,7 @@ from typing import Any
 
 import pytest
 
-from servo.local_cgroup import (
-    UNIFIED,
-    CgroupUnavailableError,
-    LocalCgroup,
-    create_local_cgroup,
-    parse_proc_cgroup,
-    v1_dir_names,
-)
-from servo.measure import add_measure_parser, build_parser
-from servo.measure_figures import (
+from servo.core.measure_figures import (
     RunFigures,
     build_param,
     children_peak_bytes,
@@ -37,6 +28,15 @@ from servo.measure_figures import (
     reason_for,
     should_forward,
 )
+from servo.local.cgroup import (
+    UNIFIED,
+    CgroupUnavailableError,
+    LocalCgroup,
+    create_local_cgroup,
+    parse_proc_cgroup,
+    v1_dir_names,
+)
+from servo.local.measure import add_measure_parser, build_parser
 
 MIB = 1 << 20
 

@@ -9,21 +9,23 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from servo.mutate import (
+from servo.core.quantities import (
+    format_cpu,
+    format_memory,
+    parse_cpu_cores,
+    parse_memory_bytes,
+    parse_quantity,
+)
+from servo.webhook.admission import (
     MONITOR_LIMITS,
     MonitorSpec,
     Ranges,
     build_adjustment,
     build_description,
-    format_cpu,
-    format_memory,
     has_monitor,
     is_guaranteed,
     monitor_patch,
-    parse_cpu_cores,
     parse_k8s_version,
-    parse_memory_bytes,
-    parse_quantity,
 )
 from tests.helpers import job_pod
 

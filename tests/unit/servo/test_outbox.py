@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servo.guard import release_patch, reported_patch, valve_due
-from servo.models import Event, PodFacts
-from servo.outbox import Outbox, event_pod
+from servo.core.models import Event, PodFacts
+from servo.core.patches import release_patch, reported_patch, valve_due
+from servo.report.outbox import Outbox, event_pod
 
 
 def ev(i: int, name: str = "MEASUREMENT") -> Event:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from servo.models import Event
-from servo.outbox import ACK_BATCH, ACK_MAX_DELAY_S, Outbox
+from servo.core.models import Event
+from servo.report.outbox import ACK_BATCH, ACK_MAX_DELAY_S, Outbox
 
 
 def ev(i: int) -> Event:

@@ -6,9 +6,9 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from servo.appid import parse_app_id_query
-from servo.models import ContainerState, PodFacts
-from servo.pods import (
+from servo.core.appid import parse_app_id_query
+from servo.core.models import ContainerState, PodFacts
+from servo.core.pods import (
     NEVER_RAN_MESSAGE,
     facts_from_pod,
     is_finished,

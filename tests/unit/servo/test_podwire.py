@@ -6,9 +6,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from servo.appid import parse_app_id_query
-from servo.pods import facts_from_pod
-from servo.podwire import (
+from servo.core.appid import parse_app_id_query
+from servo.core.pods import facts_from_pod
+from servo.core.podwire import (
     DecodeError,
     Pod,
     decode_event,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from servo.models import Event
-from servo.outbox import Outbox
-from servo.safefile import open_own_dir
-from servo.tls import generate_ca, write_pair
+from servo.core.models import Event
+from servo.report.outbox import Outbox
+from servo.system.safefile import open_own_dir
+from servo.webhook.tls import generate_ca, write_pair
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

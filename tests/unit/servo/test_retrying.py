@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from servo.errors import KubeError, ReportError, WatchExpiredError
-from servo.retrying import backoff_s, is_retryable, parse_retry_after, retry_after
+from servo.core.errors import KubeError, ReportError, WatchExpiredError
+from servo.core.retrying import backoff_s, is_retryable, parse_retry_after, retry_after
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from servo import settings as S
-from servo.config import Config, load_config
-from servo.errors import ConfigError
-from servo.webhook_config import WebhookConfig, load_webhook_config
+from servo.core import settings as S
+from servo.core.errors import ConfigError
+from servo.system.config import Config, load_config
+from servo.webhook.config import WebhookConfig, load_webhook_config
 
 GOOD = {"OPTUNE_URL": "http://127.0.0.1:9/a/{acct}/{app_id}", "OPTUNE_ACCOUNT": "acme"}
 Row = S.Setting[int] | S.Setting[float]

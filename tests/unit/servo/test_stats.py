@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 from msgspec.structs import replace
 
-from servo.appid import parse_app_id_query
-from servo.models import ContainerState, Metric, PodFacts
-from servo.pods import facts_from_pod, measurement_from_facts
-from servo.stats import (
+from servo.core.appid import parse_app_id_query
+from servo.core.models import ContainerState, Metric, PodFacts
+from servo.core.monitor_stats import (
     CHANNEL_MESSAGE,
     CHANNEL_POST,
     MAX_CPUS,
@@ -25,7 +24,8 @@ from servo.stats import (
     stats_metrics,
     with_stats,
 )
-from servo.tracker import StatsVerdict, Tracker
+from servo.core.pods import facts_from_pod, measurement_from_facts
+from servo.core.tracker import StatsVerdict, Tracker
 from tests.helpers import job_pod, set_running, set_terminated
 
 CID = "a" * 64

@@ -1,4 +1,4 @@
-"""Who may POST a pod's stats: the pure checks of servo.stats_intake."""
+"""Who may POST a pod's stats: the pure checks of servo.run.stats_intake."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 from msgspec.structs import replace
 
-from servo.errors import KubeError
-from servo.kube import TokenIdentity
-from servo.metrics import ServoMetrics
-from servo.models import ContainerState, PodFacts
-from servo.receiver import Answer
-from servo.stats import CHANNEL_POST, MonitorStats
-from servo.stats_intake import StatsIntake, refusal
-from servo.tracker import Tracker
+from servo.core.errors import KubeError
+from servo.core.models import ContainerState, PodFacts
+from servo.core.monitor_stats import CHANNEL_POST, MonitorStats
+from servo.core.tracker import Tracker
+from servo.kube.client import TokenIdentity
+from servo.run.metrics import ServoMetrics
+from servo.run.receiver import Answer
+from servo.run.stats_intake import StatsIntake, refusal
 
 FACTS = PodFacts(uid="u1", namespace="ns", name="p1", app_id="A", monitor="servo-monitor",
                  restart_policy="Never", state=ContainerState.RUNNING, started_s=1.0)  # fmt: skip

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from servo.jobs_report import format_report, format_table, human_bytes, parse_since
-from servo.summary import Run, percentile, run_from_body, summarise, trend_pct
+from servo.collector.text_report import format_report, format_table, human_bytes, parse_since
+from servo.core.summary import Run, percentile, run_from_body, summarise, trend_pct
 
 
 def body(duration: float | None = 10, *, exitcode: str = "0", failed: bool = False,

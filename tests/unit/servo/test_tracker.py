@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from msgspec.structs import replace
 
-from servo.models import ContainerState, PodFacts
-from servo.pods import NEVER_RAN_MESSAGE, VANISHED_MESSAGE
-from servo.tracker import Tracker
+from servo.core.models import ContainerState, PodFacts
+from servo.core.pods import NEVER_RAN_MESSAGE, VANISHED_MESSAGE
+from servo.core.tracker import Tracker
 
 PENDING = PodFacts(uid="u1", namespace="ns", name="p1", app_id="A", restart_policy="Never")
 RUNNING = replace(PENDING, state=ContainerState.RUNNING, phase="Running", started_s=10.0)

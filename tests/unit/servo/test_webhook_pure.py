@@ -10,9 +10,8 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from servo.errors import ConfigError
-from servo.tls import build_ca_bundle_patch, service_dns_names
-from servo.webhook import (
+from servo.core.errors import ConfigError
+from servo.webhook.review import (
     BadReviewError,
     decode_patch,
     load_webhook_config,
@@ -20,6 +19,7 @@ from servo.webhook import (
     review_response,
     scan_review_ids,
 )
+from servo.webhook.tls import build_ca_bundle_patch, service_dns_names
 
 
 def test_defaults() -> None:

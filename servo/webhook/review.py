@@ -37,31 +37,8 @@ from servo.webhook.admission import (
     job_container,
     monitor_patch,
 )
-from servo.webhook.config import (  # noqa: E402
-    API_VERSIONS,
-    DEFAULT_BIND,
-    DEFAULT_STATS_URL,
-    DEFAULT_TLS_DIR,
-    MAX_BODY_BYTES,
-    MAX_WHATS_NEXT,
-    MIN_SEND_S,
-    SIDECAR_STYLES,
-    WEBHOOK_TIMEOUT_S,
-    WebhookConfig,
-    load_webhook_config,
-    use_native_sidecar,
-)
-
-# The configuration moved to servo/webhook/config.py; its names stay importable from here.
-from servo.webhook.metrics import WebhookMetrics  # noqa: E402
-
-__all__ = [
-    "API_VERSIONS", "DEFAULT_BIND", "DEFAULT_STATS_URL", "DEFAULT_TLS_DIR", "MAX_BODY_BYTES",
-    "MAX_WHATS_NEXT", "MIN_SEND_S", "SIDECAR_STYLES", "WEBHOOK_TIMEOUT_S", "Admitter",
-    "BadReviewError", "Exchange", "ReporterSender", "Review", "WebhookConfig",
-    "decode_patch", "load_webhook_config", "parse_review", "review_response",
-    "use_native_sidecar",
-]  # fmt: skip
+from servo.webhook.config import API_VERSIONS, MAX_WHATS_NEXT, MIN_SEND_S
+from servo.webhook.metrics import WebhookMetrics
 
 logger = logging.getLogger(__name__)
 

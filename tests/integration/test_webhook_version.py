@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from servo.webhook.cli import server_version
-from servo.webhook.review import load_webhook_config, use_native_sidecar
+from servo.webhook.config import load_webhook_config, use_native_sidecar
 from tests.fakes.kubeapi import KubeEmulator
 
 

@@ -18,13 +18,8 @@ import requests
 
 from servo.system.config import load_config
 from servo.webhook.admission import MonitorSpec, Ranges
-from servo.webhook.review import (
-    Admitter,
-    Exchange,
-    ReporterSender,
-    decode_patch,
-    load_webhook_config,
-)
+from servo.webhook.config import load_webhook_config
+from servo.webhook.review import Admitter, Exchange, ReporterSender, decode_patch
 from servo.webhook.server import WebhookServer
 from servo.webhook.tls import generate_ca, generate_serving_cert, server_context, write_pair
 from tests.helpers import job_pod

@@ -11,10 +11,10 @@ import jsonpatch
 import pytest
 
 from servo.core.errors import ConfigError
+from servo.webhook.config import load_webhook_config
 from servo.webhook.review import (
     BadReviewError,
     decode_patch,
-    load_webhook_config,
     parse_review,
     review_response,
     scan_review_ids,

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,12 @@ CONNECT_TIMEOUT_S = 10.0
 READ_SIZE = 1024 * 1024
 
 
-def load_api_client(kubeconfig: str | None) -> k8s.ApiClient:
+def load_api_client(kubeconfig: str | None, environ: Mapping[str, str]) -> k8s.ApiClient:
     """Credentials per servo.kube.credentials: --kubeconfig, a token command, a token file, the
     in-cluster service account, then KUBECONFIG or ~/.kube/config."""
     from servo.kube.credentials import api_client_for
 
-    return api_client_for(kubeconfig, os.environ)
+    return api_client_for(kubeconfig, environ)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from servo.run.app import Servo
 
     try:
-        api = load_api_client(cfg.kubeconfig)
+        api = load_api_client(cfg.kubeconfig, environ)
     except ConfigError as e:
         print_config_error(e)
         return EXIT_CONFIG

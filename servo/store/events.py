@@ -63,12 +63,11 @@ MAX_EPOCH_S = 32_503_680_000.0
 DB_ENV = "SERVO_DB"
 
 
-def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
+def default_db_path(environ: Mapping[str, str]) -> Path:
     """$SERVO_DB, else $XDG_DATA_HOME/servo/servo.db, else ~/.local/share/servo/servo.db."""
-    env = os.environ if environ is None else environ
-    if env.get(DB_ENV):
-        return Path(env[DB_ENV]).expanduser()
-    data_home = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    if environ.get(DB_ENV):
+        return Path(environ[DB_ENV]).expanduser()
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "servo" / "servo.db"
 
 

@@ -204,7 +204,7 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
         from servo.kube.client import load_api_client
 
         try:
-            api_client = load_api_client(cfg.kubeconfig)
+            api_client = load_api_client(cfg.kubeconfig, environ)
         except ConfigError as e:
             print(f"servo webhook: configuration error:\n  - {e}", file=sys.stderr)
             return EXIT_CONFIG

@@ -3,7 +3,7 @@
 Owns the configuration check, `run_checks` (every check in order, skipping those whose premise
 failed), the exit status (2 for a configuration error, 1 when something will not work, else 0:
 warnings and skips do not fail) and the text and JSON output. The checks themselves live in
-check_kube (cluster access), check_report (backend, outbox) and check_host (ports, cgroups).
+kube.py (cluster access), backend.py (backend, outbox) and host.py (ports, cgroups).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Reading configuration from the environment: each value trimmed, converted and checked, and
 every problem collected rather than stopping at the first (the caller raises ConfigError with
-all of them, so one start names everything to fix). Used by config.py and webhook_config.py.
+all of them, so one start names everything to fix). Used by servo/system/config.py and
+servo/webhook/config.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Pods are read as bytes (`_preload_content=False`) and decoded by podwire: the client's model
 objects cost tens of times more to build. This module parses and maps errors to KubeError;
-what to do about them (relist, back off) is decided in watch.py.
+what to do about them (relist, back off) is decided in servo/watch/loop.py.
 """
 
 from __future__ import annotations

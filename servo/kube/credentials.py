@@ -144,7 +144,7 @@ def _load_builtin(
     kubeconfig: str | None, environ: Mapping[str, str], configuration: Any
 ) -> tuple[str, str]:
     """In-cluster service account when in a pod, else `kubeconfig`, KUBECONFIG, ~/.kube/config
-    (what kube.load_api_client does)."""
+    (what client.load_api_client does)."""
     token_path = SERVICE_ACCOUNT_DIR / "token"
     in_pod = kubeconfig is None and "KUBERNETES_SERVICE_HOST" in environ and token_path.exists()
     where = kubeconfig or environ.get("KUBECONFIG") or "~/.kube/config"

@@ -297,7 +297,7 @@ class Reporter:
                 event = self._queue.get_nowait()
             except queue.Empty:
                 # Nothing left to send for now: commit the acks waiting for a batch (group
-                # commit, servo/report/outbox.py), so an idle servo holds none in memory.
+                # commit, outbox.py), so an idle servo holds none in memory.
                 if self.outbox is not None:
                     self.outbox.flush()
                 event = self._queue.get()

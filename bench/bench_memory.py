@@ -35,7 +35,7 @@ from servo.run.app import Servo  # noqa: E402
 from servo.system.config import load_config  # noqa: E402
 from servo.watch.loop import WatchEvent  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_BYTES = 1024
 NAME, UID, RV = "@@NAME@@", "@@UID@@", "@@RV@@"
 

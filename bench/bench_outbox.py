@@ -10,7 +10,7 @@
     `Reporter(cfg.report, outbox=...)` with the default workers starts against the backend, and
     the time until `outbox.depth() == 0` is measured.
 
-The backend is tests/fakes/backend.RecordingBackend on 127.0.0.1, in a child process (it is
+The backend is tests/support/fakes/backend.RecordingBackend on 127.0.0.1, in a child process (it is
 another machine in production; in this process it would compete for the GIL).
 
     python bench/bench_outbox.py [--put-events 5000] [--backlog 10000]
@@ -42,7 +42,7 @@ from servo.run.app import measurement_event  # noqa: E402
 from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
 from servo.system.logs import configure_logging  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_PUT_RATE = 2000.0
 TARGET_DRAIN_S = 30.0
 
@@ -50,7 +50,7 @@ TARGET_DRAIN_S = 30.0
 def _backend_child(conn: Connection) -> None:
     """Run a RecordingBackend until told to stop; report how many events it accepted."""
     sys.path.insert(0, str(REPO))
-    from tests.fakes.backend import RecordingBackend
+    from tests.support.fakes.backend import RecordingBackend
 
     with RecordingBackend() as backend:
         conn.send(backend.url_template())

@@ -54,7 +54,7 @@ from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
 from servo.system.logs import configure_logging  # noqa: E402
 from servo.watch.loop import PodWatch  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_RATIO = 0.7
 NAME, UID, RV = b"@@NAME@@", b"@@UID@@", b"@@RV@@"
 

@@ -15,8 +15,8 @@ import pytest
 
 import servo.__main__ as servo_main
 from servo.check.checks import CheckOptions, CheckResult, Status, exit_code, run_checks
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
 
 KUBE_TOKEN = "kube-t0ken-for-check"
 BACKEND_TOKEN = "backend-t0ken-for-check"

@@ -13,7 +13,7 @@ import pytest
 
 from servo.collector.server import Collector
 from servo.store.events import EventStore
-from tests.integration.collectorkit import TOKEN, get_json, measurement, post
+from tests.support.collectorkit import TOKEN, get_json, measurement, post
 
 OLD_SCHEMA = """
 CREATE TABLE events (

@@ -15,7 +15,7 @@ from servo.collector.cli import collector_from_args
 from servo.collector.server import Collector
 from servo.store.events import EventStore, StoredEvent
 from servo.store.retention import Retention
-from tests.integration.collectorkit import TOKEN, clean_env, measurement, post
+from tests.support.collectorkit import TOKEN, clean_env, measurement, post
 
 DAY = 86400.0
 

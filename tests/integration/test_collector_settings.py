@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from servo.collector.settings import LIMITS
-from tests.integration.collectorkit import clean_env, run_servo
+from tests.support.collectorkit import clean_env, run_servo
 
 BAD = ["abc", "nan", "inf", "-inf", "1e3", "8443.9", "99999999999999999999", "-1", "9" * 5000]
 

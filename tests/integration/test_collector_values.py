@@ -15,7 +15,7 @@ import pytest
 from servo.__main__ import main
 from servo.collector.server import Collector
 from servo.store.events import EventStore
-from tests.integration.collectorkit import (
+from tests.support.collectorkit import (
     GARBAGE,
     HUGE,
     TOKEN,

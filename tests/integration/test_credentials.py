@@ -13,8 +13,8 @@ import pytest
 from servo.core.errors import KubeError
 from servo.kube.client import KubeClient
 from servo.kube.credentials import api_client_for, load_credentials
-from tests.fakes.kubeapi import KubeEmulator
-from tests.unit.servo.test_credentials import FakeKubectl
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.kubectl import FakeKubectl
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from servo.http.ops import OpsServer
-from tests.integration.webhookkit import Hook
+from tests.support.webhookkit import Hook
 
 # A second request hidden in the first one's body: answered only if the body were misread.
 SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -17,9 +17,9 @@ import pytest
 
 from servo.collector.server import Collector
 from servo.store.events import EventStore
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-from tests.integration.test_cli import clean_env
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod, set_running, set_terminated
+from tests.support.servoproc import clean_env
 
 LEASE = ("servo", "servo-leader")
 

@@ -12,7 +12,7 @@ from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.report.reporter import Reporter
 from servo.system.config import ReportConfig
-from tests.fakes.backend import RecordingBackend
+from tests.support.fakes.backend import RecordingBackend
 
 EVENT = Event(
     id="uid-1:MEASUREMENT",

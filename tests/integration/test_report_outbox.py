@@ -14,7 +14,7 @@ from servo.core.models import Event
 from servo.report.outbox import Outbox
 from servo.report.reporter import Reporter
 from servo.system.config import ReportConfig
-from tests.fakes.backend import RecordingBackend
+from tests.support.fakes.backend import RecordingBackend
 
 
 def ev(i: int, app_id: str = "A") -> Event:

@@ -19,8 +19,8 @@ from servo.collector.server import Collector
 from servo.store.events import EventStore
 from servo.webhook.admission import Ranges
 from servo.webhook.review import Exchange
-from tests.fakes.backend import RecordingBackend
-from tests.integration.webhookkit import (
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.webhookkit import (
     ADJUST,
     NEW,
     Hook,

@@ -16,7 +16,7 @@ from servo.system.config import load_config
 from servo.webhook.admission import MonitorSpec, Ranges
 from servo.webhook.metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
 from servo.webhook.review import INTERNAL_ERROR_WARNING, Admitter, Exchange, decode_patch
-from tests.integration.webhookkit import ADJUST, MEASURE, admission_pod, review
+from tests.support.webhookkit import ADJUST, MEASURE, admission_pod, review
 
 
 def samples(metrics: WebhookMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -25,7 +25,7 @@ from servo.webhook.tls import (
     server_context,
     write_pair,
 )
-from tests.integration.webhookkit import Hook
+from tests.support.webhookkit import Hook
 
 
 def test_client_with_another_ca_is_refused_the_handshake(

@@ -7,7 +7,7 @@ import pytest
 
 from servo.webhook.cli import server_version
 from servo.webhook.config import load_webhook_config, use_native_sidecar
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
 
 
 # The official client asks GET /version/ (trailing slash), as real API servers answer it.

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from servo.core.appid import Lookup, parse_app_id_query, resolve_app_id
-from tests.helpers import fixture_pod
+from tests.support.helpers import fixture_pod
 
 POD = fixture_pod()
 

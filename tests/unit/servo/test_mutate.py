@@ -27,7 +27,7 @@ from servo.webhook.admission import (
     monitor_patch,
     parse_k8s_version,
 )
-from tests.helpers import job_pod
+from tests.support.helpers import job_pod
 
 NATIVE = MonitorSpec("servo-monitor", "mon:1", "http://servo.servo.svc:8080/", native=True)
 PLAIN = MonitorSpec("servo-monitor", "mon:1", "http://servo.servo.svc:8080/", native=False)

@@ -16,7 +16,7 @@ from servo.core.pods import (
     measurement_on_delete,
     never_started,
 )
-from tests.helpers import fixture_pod, job_pod, set_running, set_terminated
+from tests.support.helpers import fixture_pod, job_pod, set_running, set_terminated
 
 QUERY = parse_app_id_query("spec/containers/0/env/[JOBID]")
 

@@ -18,7 +18,7 @@ from servo.core.podwire import (
     to_pod,
     typed_covers,
 )
-from tests.helpers import DATA, fixture_pod, job_pod, set_running, set_terminated
+from tests.support.helpers import DATA, fixture_pod, job_pod, set_running, set_terminated
 
 FULL = (DATA / "job-pod.json").read_bytes()  # with managedFields, as the API sends it
 QUERY = parse_app_id_query("spec/containers/0/env/[JOBID]")

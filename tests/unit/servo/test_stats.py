@@ -26,7 +26,7 @@ from servo.core.monitor_stats import (
 )
 from servo.core.pods import facts_from_pod, measurement_from_facts
 from servo.core.tracker import StatsVerdict, Tracker
-from tests.helpers import job_pod, set_running, set_terminated
+from tests.support.helpers import job_pod, set_running, set_terminated
 
 CID = "a" * 64
 STATS: dict[str, Any] = {

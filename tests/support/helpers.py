@@ -1,4 +1,4 @@
-"""Test pods built from the realistic fixture (tests/data/job-pod-no-managedfields.json)."""
+"""Test pods built from the realistic fixture (tests/support/data/job-pod-no-managedfields.json)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The HTTP side of the Kubernetes API emulator: routing, RBAC verbs, bodies, watch streams.
 
-`KubeEmulator` (tests/fakes/kubeapi.py) holds the state and the API semantics; this module turns
+`KubeEmulator` (kubeapi.py) holds the state and the API semantics; this module turns
 HTTP/1.1 requests into calls on it and writes the answers as the API server would (JSON bodies
 with Content-Length, watches as chunked streams, errors as Status bodies).
 """
@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.fakes.kubeauthz import SSAR, discovery, forbidden, self_review
-from tests.fakes.kubelogic import (
+from tests.support.fakes.kubeauthz import SSAR, discovery, forbidden, self_review
+from tests.support.fakes.kubelogic import (
     NAMESPACE_MISMATCH,
     PATCHERS,
     ApiError,
@@ -26,12 +26,12 @@ from tests.fakes.kubelogic import (
     err,
     status_body,
 )
-from tests.fakes.kuberoutes import TRUE, Route, route_of, verb_of
-from tests.fakes.kubeselect import object_filter
-from tests.fakes.kubetokens import TOKEN_REVIEWS
+from tests.support.fakes.kuberoutes import TRUE, Route, route_of, verb_of
+from tests.support.fakes.kubeselect import object_filter
+from tests.support.fakes.kubetokens import TOKEN_REVIEWS
 
 if TYPE_CHECKING:
-    from tests.fakes.kubeapi import KubeEmulator
+    from tests.support.fakes.kubeapi import KubeEmulator
 
 
 @dataclass

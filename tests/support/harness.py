@@ -14,9 +14,9 @@ from servo.report.outbox import Outbox
 from servo.report.reporter import Reporter
 from servo.run.app import Servo
 from servo.system.config import Config, load_config
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import set_running, set_terminated
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import set_running, set_terminated
 
 TOKEN = "backend-t0ken"
 # The stats receiver on a free loopback port, never the default 0.0.0.0:8080.

@@ -7,7 +7,7 @@ in UTC) and its validation (leaseDurationSeconds > 0, leaseTransitions >= 0, pre
 only with strategy).
 
 Leases share the store, and so the one resourceVersion counter and the watch history, with
-pods (tests/fakes/kubestore.py).
+pods (tests/support/fakes/kubestore.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.kubelogic import NAMESPACE_MISMATCH, ApiError, Patcher, conflict, err
-from tests.fakes.kubestore import Obj, Store, now
+from tests.support.fakes.kubelogic import NAMESPACE_MISMATCH, ApiError, Patcher, conflict, err
+from tests.support.fakes.kubestore import Obj, Store, now
 
 LEASES = "leases"
 GROUP = "coordination.k8s.io"

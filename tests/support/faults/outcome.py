@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.faults.jobs import Job
+from tests.support.faults.jobs import Job
 
 
 @dataclass

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
 
 NS = "default"
 

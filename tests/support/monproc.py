@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.mon.cgtree import POD_PATHS, POD_UID, cid
+from tests.support.cgtree import POD_PATHS, POD_UID, cid
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 APP, PAUSE, SELF = cid("app"), cid("pause"), cid("monitor")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
-from tests.fakes.kubelogic import Pod, Visible, err
+from tests.support.fakes.kubelogic import Pod, Visible, err
 
 # --- label selectors (the set-based grammar of apimachinery's labels.Parse) -----------------
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 from kubernetes import client as k8s
 
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
 
 NS = "servo"
 T0 = "2026-11-25T10:00:00.123456Z"

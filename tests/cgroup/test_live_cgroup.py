@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.mon.livecg import (
+from tests.support.livecg import (
     MIB,
     REPO,
     PodTree,

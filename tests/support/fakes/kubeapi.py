@@ -17,14 +17,14 @@ It speaks the wire protocol the official client and the servo rely on:
 - fault injection: N failing requests, dropped watch streams (now, or after N events), events
   split across chunks, silent (hung) streams, expired watches.
 
-Leases (coordination.k8s.io/v1, tests/fakes/kubeleases.py) share the store and its single
+Leases (coordination.k8s.io/v1, tests/support/fakes/kubeleases.py) share the store and its single
 resourceVersion counter; SelfSubjectAccessReviews and discovery (/api, /apis) answer from
-tests/fakes/kubeauthz.py; TokenReviews of pod-bound tokens that tests mint (`tokens`) from
-tests/fakes/kubetokens.py.
+tests/support/fakes/kubeauthz.py; TokenReviews of pod-bound tokens that tests mint (`tokens`) from
+tests/support/fakes/kubetokens.py.
 
 Tests drive pods through their lives with create_pod/update_pod/delete_pod, as the kubelet and
 controllers would (these skip API validation and keep a given uid), and read `requests` to see
-what the client asked for. The HTTP handler lives in tests/fakes/kubehttp.py.
+what the client asked for. The HTTP handler lives in tests/support/fakes/kubehttp.py.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from tests.fakes.kubeauthz import matches_denial
-from tests.fakes.kubehttp import Handler, RecordedRequest
-from tests.fakes.kubeleases import LeaseStore
-from tests.fakes.kubelogic import (
+from tests.support.fakes.kubeauthz import matches_denial
+from tests.support.fakes.kubehttp import Handler, RecordedRequest
+from tests.support.fakes.kubeleases import LeaseStore
+from tests.support.fakes.kubelogic import (
     NAMESPACE_MISMATCH,
     ApiError,
     Patcher,
@@ -57,8 +57,8 @@ from tests.fakes.kubelogic import (
     restrict,
     validate_new_pod,
 )
-from tests.fakes.kubestore import now
-from tests.fakes.kubetokens import TokenAuthority
+from tests.support.fakes.kubestore import now
+from tests.support.fakes.kubetokens import TokenAuthority
 
 __all__ = ["SAME", "VERBS", "KubeEmulator", "RecordedRequest"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.tcpserver import ConnectionTrackingServer
+from tests.support.fakes.tcpserver import ConnectionTrackingServer
 
 __all__ = ["Received", "RecordingBackend"]
 

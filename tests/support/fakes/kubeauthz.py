@@ -12,7 +12,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from tests.fakes.kubelogic import err
+from tests.support.fakes.kubelogic import err
 
 # The API group of each resource the emulator authorizes.
 GROUPS = {

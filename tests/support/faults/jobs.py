@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from servo.core.pods import GUARD_FINALIZER
-from tests.fakes.kubeapi import KubeEmulator
-from tests.faults.settings import NAMESPACE
-from tests.helpers import job_pod, set_running, set_terminated
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.faults.settings import NAMESPACE
+from tests.support.helpers import job_pod, set_running, set_terminated
 
 JOB_TRACKING = "batch.kubernetes.io/job-tracking"
 STARTED_AT = datetime(2024, 5, 14, 9, 12, 9, tzinfo=UTC)

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.fakes.tcpserver import ConnectionTrackingServer
-from tests.faults.settings import FAULT_SLEEP_S, HOST
+from tests.support.fakes.tcpserver import ConnectionTrackingServer
+from tests.support.faults.settings import FAULT_SLEEP_S, HOST
 
 # Answer without forwarding / forward, then fail the answer (the collector stored it: the
 # servo's retry is a duplicate delivery the stable id must absorb).

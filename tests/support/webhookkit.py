@@ -22,7 +22,7 @@ from servo.webhook.config import load_webhook_config
 from servo.webhook.review import Admitter, Exchange, ReporterSender, decode_patch
 from servo.webhook.server import WebhookServer
 from servo.webhook.tls import generate_ca, generate_serving_cert, server_context, write_pair
-from tests.helpers import job_pod
+from tests.support.helpers import job_pod
 
 # Oldest release the examples support, and the newest schema kubernetes-validate ships
 # (1.33 is the release where native sidecars became stable).

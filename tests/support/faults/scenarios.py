@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.faults.jobs import Background
-from tests.faults.outcome import Outcome
-from tests.faults.proxy import FAULTS_AFTER
-from tests.faults.rig import Rig, rig
-from tests.faults.settings import NAMESPACE, POD_GRACE_S, budget, wait_until
+from tests.support.faults.jobs import Background
+from tests.support.faults.outcome import Outcome
+from tests.support.faults.proxy import FAULTS_AFTER
+from tests.support.faults.rig import Rig, rig
+from tests.support.faults.settings import NAMESPACE, POD_GRACE_S, budget, wait_until
 
 POSTPONED = "report postponed; it stays in the outbox"
 

@@ -17,12 +17,12 @@ from servo.collector.server import Collector
 from servo.core.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
 from servo.report.outbox import OUTBOX_FILE
 from servo.store.events import EventStore
-from tests.fakes.kubeapi import KubeEmulator
-from tests.faults.jobs import Job, JobDriver
-from tests.faults.outcome import Outcome, check_measurement
-from tests.faults.process import ServoProcess
-from tests.faults.proxy import ALL_FAULTS, FlakyProxy
-from tests.faults.settings import FAST_ENV, HOST, POD_GRACE_S, TOKEN, wait_until
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.faults.jobs import Job, JobDriver
+from tests.support.faults.outcome import Outcome, check_measurement
+from tests.support.faults.process import ServoProcess
+from tests.support.faults.proxy import ALL_FAULTS, FlakyProxy
+from tests.support.faults.settings import FAST_ENV, HOST, POD_GRACE_S, TOKEN, wait_until
 
 
 class Rig:

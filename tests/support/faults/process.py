@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from tests.faults.settings import wait_until
+from tests.support.faults.settings import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SERVO = [sys.executable, "-m", "servo"]
 
 

@@ -2,8 +2,8 @@
 several resources under one resourceVersion counter, the history of changes, paged lists from
 consistent snapshots, and watch streams (replay, bookmarks, compaction, cuts).
 
-`KubeEmulator` (tests/fakes/kubeapi.py) builds on `Store`; resource-specific semantics (pods,
-leases) live there and in tests/fakes/kubeleases.py.
+`KubeEmulator` (kubeapi.py) builds on `Store`; resource-specific semantics (pods,
+leases) live there and in kubeleases.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.fakes.kubehttp import WatchState
-from tests.fakes.kubelogic import Pod, Visible, as_seen, conflict, err, not_found, status_body
+from tests.support.fakes.kubehttp import WatchState
+from tests.support.fakes.kubelogic import (
+    Pod,
+    Visible,
+    as_seen,
+    conflict,
+    err,
+    not_found,
+    status_body,
+)
 
 Obj = dict[str, Any]
 # The kind and apiVersion of each resource the emulator stores.

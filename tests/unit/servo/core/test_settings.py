@@ -181,6 +181,6 @@ def test_urls_with_a_bad_host_or_port_are_refused_at_load(url: str) -> None:
 
 
 def test_readme_quotes_the_settings_tables_as_printed() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[4] / "README.md").read_text()
     assert S.markdown_table(S.SERVO_SETTINGS) in readme
     assert S.markdown_table(S.WEBHOOK_SETTINGS) in readme

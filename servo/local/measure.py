@@ -93,10 +93,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    return run_measure(build_parser().parse_args(argv), os.environ)
-
-
 def run_measure(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """Run `args.cmd`, deliver its MEASUREMENT, and return the command's exit status."""
     cmd = command_from_args(args.cmd)

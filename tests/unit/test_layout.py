@@ -5,7 +5,9 @@
   module, and never reads the environment or a clock;
 - a command package (run, webhook, collector, check, local) never imports another one, and the
   shared layers never import a command package or servo/__main__;
-- mon/ never imports servo/.
+- mon/ never imports servo/;
+- the environment is read by entry points alone (a `__main__` module, or one run with `-m`):
+  every other module is handed the mapping, so each program reads its variables in one place.
 
 Each rule is also broken on purpose in a small tree under tmp_path, so the checker is seen to
 report it.
@@ -97,6 +99,31 @@ def impure_reads(mod: Module) -> Iterator[tuple[str, int]]:
                     yield f"{node.module}.{alias.name}", node.lineno
 
 
+ENVIRONMENT = {"os": {"environ", "getenv", "environb", "putenv", "unsetenv"}}
+
+
+def is_entry_point(mod: Module) -> bool:
+    if mod.path.name == "__main__.py":
+        return True
+    for node in mod.tree.body:
+        test = node.test if isinstance(node, ast.If) else None
+        if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name):
+            if test.left.id == "__name__":
+                return True
+    return False
+
+
+def environment_reads(mod: Module) -> Iterator[tuple[str, int]]:
+    for node in ast.walk(mod.tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.attr in ENVIRONMENT.get(node.value.id, ()):
+                yield f"{node.value.id}.{node.attr}", node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module in ENVIRONMENT:
+            for alias in node.names:
+                if alias.name in ENVIRONMENT[node.module]:
+                    yield f"{node.module}.{alias.name}", node.lineno
+
+
 def within(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
@@ -171,7 +198,12 @@ def violations(root: Path) -> list[str]:
                 f"{mod.name} reads {what} (line {line}): servo.core is given it"
                 for what, line in impure_reads(mod)
             ]
-    problems += [f"import circle: {' -> '.join(c)}" for c in circles(graph)]
+        if not is_entry_point(mod):
+            problems += [
+                f"{mod.name} reads {what} (line {line}): only an entry point reads it"
+                for what, line in environment_reads(mod)
+            ]
+    problems += [f"import circle among: {', '.join(c)}" for c in circles(graph)]
     return problems
 
 
@@ -188,7 +220,8 @@ def test_every_command_is_a_package_of_its_own() -> None:
 
 CLEAN = {
     "servo/__init__.py": "",
-    "servo/__main__.py": "from servo.run import cli\nfrom servo.check import cli as c\n",
+    "servo/__main__.py": "import os\nfrom servo.run import cli\ncli.main(os.environ)\n",
+    "servo/check/main.py": 'import os\nif __name__ == "__main__":\n    print(os.environ)\n',
     "servo/core/__init__.py": "",
     "servo/core/models.py": "import math\nfrom urllib.parse import quote\n",
     "servo/core/rules.py": "from servo.core.models import math\nfrom . import models\n",
@@ -261,12 +294,20 @@ def test_a_clean_tree_has_no_violation(tmp_path: Path) -> None:
             "servo.kube.client imports servo.run.app: a shared layer never imports a command",
         ),
         (
+            {"servo/kube/client.py": "import os\nHOST = os.environ.get('HOST')\n"},
+            "servo.kube.client reads os.environ (line 2): only an entry point reads it",
+        ),
+        (
+            {"mon/cue.py": "from os import getenv\n"},
+            "mon.cue reads os.getenv (line 1): only an entry point reads it",
+        ),
+        (
             {"mon/cue.py": "from servo.core.models import math\n"},
             "mon.cue imports servo.core.models: mon never imports servo",
         ),
         (
             {"servo/run/app.py": TYPE_CHECKING_IMPORT},
-            "import circle: servo.run.app -> servo.run.cli",
+            "import circle among: servo.run.app, servo.run.cli",
         ),
     ],
 )

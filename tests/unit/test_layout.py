@@ -88,14 +88,15 @@ def imported(mod: Module, known: dict[str, Module]) -> Iterator[tuple[str, int]]
                 yield (sub if sub in known else base), node.lineno
 
 
-def impure_reads(mod: Module) -> Iterator[tuple[str, int]]:
+def reads(mod: Module, names: dict[str, set[str]]) -> Iterator[tuple[str, int]]:
+    """Where `mod` reads one of `names` ({"os": {"environ"}}): os.environ, or from os import."""
     for node in ast.walk(mod.tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.attr in IMPURE_NAMES.get(node.value.id, ()):
+            if node.attr in names.get(node.value.id, ()):
                 yield f"{node.value.id}.{node.attr}", node.lineno
-        elif isinstance(node, ast.ImportFrom) and node.module in IMPURE_NAMES:
+        elif isinstance(node, ast.ImportFrom) and node.module in names:
             for alias in node.names:
-                if alias.name in IMPURE_NAMES[node.module]:
+                if alias.name in names[node.module]:
                     yield f"{node.module}.{alias.name}", node.lineno
 
 
@@ -111,17 +112,6 @@ def is_entry_point(mod: Module) -> bool:
             if test.left.id == "__name__":
                 return True
     return False
-
-
-def environment_reads(mod: Module) -> Iterator[tuple[str, int]]:
-    for node in ast.walk(mod.tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.attr in ENVIRONMENT.get(node.value.id, ()):
-                yield f"{node.value.id}.{node.attr}", node.lineno
-        elif isinstance(node, ast.ImportFrom) and node.module in ENVIRONMENT:
-            for alias in node.names:
-                if alias.name in ENVIRONMENT[node.module]:
-                    yield f"{node.module}.{alias.name}", node.lineno
 
 
 def within(name: str, package: str) -> bool:
@@ -196,12 +186,12 @@ def violations(root: Path) -> list[str]:
         if within(mod.name, CORE):
             problems += [
                 f"{mod.name} reads {what} (line {line}): servo.core is given it"
-                for what, line in impure_reads(mod)
+                for what, line in reads(mod, IMPURE_NAMES)
             ]
         if not is_entry_point(mod):
             problems += [
                 f"{mod.name} reads {what} (line {line}): only an entry point reads it"
-                for what, line in environment_reads(mod)
+                for what, line in reads(mod, ENVIRONMENT)
             ]
     problems += [f"import circle among: {', '.join(c)}" for c in circles(graph)]
     return problems

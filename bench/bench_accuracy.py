@@ -3,7 +3,8 @@
 Each case builds `kubepods/burstable/pod<uid>` under this process's own cgroup, with a sandbox
 container (a `sleep` standing in for pause), the monitor container running the real monitor
 (`python -S -m mon`) and the job container running a workload, each placed in its cgroup before
-it execs; the job's cgroup is removed right after it exits, as runtimes do (tests/mon/livecg.py).
+it execs; the job's cgroup is removed right after it exits, as runtimes do
+(tests/support/livecg.py).
 Styles: native (the monitor starts first; SIGTERM after the job exited) and plain (the job starts
 first; the monitor notices the exit itself). The monitor's termination message is compared with
 the workload's own account: getrusage of itself and its children (CPU), and the sum over its
@@ -31,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.mon.livecg import (  # noqa: E402
+from tests.support.livecg import (  # noqa: E402
     MIB,
     PodRun,
     PodTree,

@@ -4,7 +4,8 @@ and the bundled collector behind a flaky proxy; prints one summary row per scena
     python bench/bench_faults.py [--jobs 1000] [--seed 1] [--scenario NAME ...] [--keep]
 
 `--jobs` scales every scenario (the graceful-shutdown and patch-outage ones use a tenth, the
-SIGTERM wait alone takes the 20 s grace). The scenarios are those of tests/faults/scenarios.py;
+SIGTERM wait alone takes the 20 s grace). The scenarios are those of
+tests/support/faults/scenarios.py;
 `lost` is checked against `known` (the pods the scenario expects to lose: without the finalizer
 guard, pods that finished and were deleted while the servo was down). Exit 1 when any row is
 not OK.
@@ -22,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.faults.outcome import Outcome  # noqa: E402
-from tests.faults.scenarios import SCENARIOS  # noqa: E402
+from tests.support.faults.outcome import Outcome  # noqa: E402
+from tests.support.faults.scenarios import SCENARIOS  # noqa: E402
 
 # Jobs per scenario as a share of --jobs (the slow or narrow ones run fewer).
 SHARE = {"graceful-shutdown": 0.1, "patch-503-outage": 0.1, "patch-503-outage-guard": 0.1,

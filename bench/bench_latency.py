@@ -3,13 +3,13 @@
 From the commit, in the API emulator, of the update that shows a job container terminated (a
 job pod without a monitor) to the backend receiving that pod's MEASUREMENT.
 
-- The API emulator (tests/fakes/kubeapi.KubeEmulator, bookmarks every 0.2 s) runs in a child
+- The API emulator (tests/support/fakes/kubeapi.KubeEmulator, bookmarks every 0.2 s) runs in a child
   process with the driver: it creates the job pods and sets them Running beforehand, then
   applies the terminating updates at the paced rate and stamps each commit (time.monotonic,
   which every process on the machine shares).
-- The backend (tests/fakes/backend.RecordingBackend) runs in another child process and stamps
-  each request as it is read.
-- The servo runs in this process, in a thread, as tests/integration/harness.py starts it:
+- The backend (tests/support/fakes/backend.RecordingBackend) runs in another child process and
+  stamps each request as it is read.
+- The servo runs in this process, in a thread, as tests/support/harness.py starts it:
   load_config from env (OPTUNE_OUTBOX_DIR a temporary directory, receiver and metrics on
   127.0.0.1 port 0), Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report,
   outbox=Outbox(dir))); logging as in production (JSON at INFO) into /dev/null. After each
@@ -20,7 +20,7 @@ growing pod history pause it for 200-400 ms (which stalls the servo's watch stre
 workers' "reported" PATCHes), so by default its collector is frozen and off while driving
 (`--emulator-gc` leaves it on; its pauses are printed either way).
 
-Pods are the test fixture without managedFields (tests/helpers.job_pod); `--managed-fields`
+Pods are the test fixture without managedFields (tests/support/helpers.job_pod); `--managed-fields`
 uses the full ~14 KB fixture (the emulator, in Python, then costs more per update).
 
     python bench/bench_latency.py [--rate 200] [--seconds 10]
@@ -85,8 +85,8 @@ def _emulator_child(
     import copy
     import json
 
-    from tests.fakes.kubeapi import KubeEmulator
-    from tests.helpers import job_pod, set_running, set_terminated
+    from tests.support.fakes.kubeapi import KubeEmulator
+    from tests.support.helpers import job_pod, set_running, set_terminated
 
     stamps: dict[str, float] = {}
 
@@ -103,7 +103,7 @@ def _emulator_child(
     def make_pod(i: int) -> dict[str, Any]:
         pod = job_pod(f"job-{i}", namespace=NAMESPACE, jobid=f"JOB-{i % 50}")
         if managed_fields:
-            full = json.loads((REPO / "tests" / "data" / "job-pod.json").read_text())
+            full = json.loads((REPO / "tests" / "support" / "data" / "job-pod.json").read_text())
             pod["metadata"]["managedFields"] = copy.deepcopy(full["metadata"]["managedFields"])
         return pod
 
@@ -140,7 +140,7 @@ def _emulator_child(
 
 def _backend_child(conn: Connection) -> None:
     sys.path.insert(0, str(REPO))
-    from tests.fakes.backend import Received, RecordingBackend, _Action
+    from tests.support.fakes.backend import Received, RecordingBackend, _Action
 
     received: dict[str, float] = {}
 
@@ -218,12 +218,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from kubernetes import client as k8s
 
-    from servo.app import Servo
-    from servo.config import load_config
-    from servo.kube import KubeClient
-    from servo.logs import configure_logging
-    from servo.outbox import Outbox
-    from servo.report import Reporter
+    from servo.kube.client import KubeClient
+    from servo.report.outbox import Outbox
+    from servo.report.reporter import Reporter
+    from servo.run.app import Servo
+    from servo.system.config import load_config
+    from servo.system.logs import configure_logging
 
     if not args.no_logging:
         configure_logging(debug=0, fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115

@@ -27,15 +27,15 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 
-from servo.app import Servo  # noqa: E402
-from servo.config import load_config  # noqa: E402
-from servo.kube import KubeClient  # noqa: E402
-from servo.podwire import decode_event  # noqa: E402
-from servo.report import Reporter  # noqa: E402
-from servo.tracker import Tracker  # noqa: E402
-from servo.watch import WatchEvent  # noqa: E402
+from servo.core.podwire import decode_event  # noqa: E402
+from servo.core.tracker import Tracker  # noqa: E402
+from servo.kube.client import KubeClient  # noqa: E402
+from servo.report.reporter import Reporter  # noqa: E402
+from servo.run.app import Servo  # noqa: E402
+from servo.system.config import load_config  # noqa: E402
+from servo.watch.loop import WatchEvent  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_BYTES = 1024
 NAME, UID, RV = "@@NAME@@", "@@UID@@", "@@RV@@"
 

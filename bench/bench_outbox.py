@@ -10,7 +10,7 @@
     `Reporter(cfg.report, outbox=...)` with the default workers starts against the backend, and
     the time until `outbox.depth() == 0` is measured.
 
-The backend is tests/fakes/backend.RecordingBackend on 127.0.0.1, in a child process (it is
+The backend is tests/support/fakes/backend.RecordingBackend on 127.0.0.1, in a child process (it is
 another machine in production; in this process it would compete for the GIL).
 
     python bench/bench_outbox.py [--put-events 5000] [--backlog 10000]
@@ -33,16 +33,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from servo.app import measurement_event  # noqa: E402
-from servo.appid import parse_app_id_query  # noqa: E402
-from servo.config import DEFAULT_APP_ID, load_config  # noqa: E402
-from servo.logs import configure_logging  # noqa: E402
-from servo.models import Event  # noqa: E402
-from servo.outbox import Outbox  # noqa: E402
-from servo.pods import facts_from_pod, measurement_from_facts  # noqa: E402
-from servo.report import Reporter  # noqa: E402
+from servo.core.appid import parse_app_id_query  # noqa: E402
+from servo.core.models import Event  # noqa: E402
+from servo.core.pods import facts_from_pod, measurement_from_facts  # noqa: E402
+from servo.report.outbox import Outbox  # noqa: E402
+from servo.report.reporter import Reporter  # noqa: E402
+from servo.run.app import measurement_event  # noqa: E402
+from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
+from servo.system.logs import configure_logging  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_PUT_RATE = 2000.0
 TARGET_DRAIN_S = 30.0
 
@@ -50,7 +50,7 @@ TARGET_DRAIN_S = 30.0
 def _backend_child(conn: Connection) -> None:
     """Run a RecordingBackend until told to stop; report how many events it accepted."""
     sys.path.insert(0, str(REPO))
-    from tests.fakes.backend import RecordingBackend
+    from tests.support.fakes.backend import RecordingBackend
 
     with RecordingBackend() as backend:
         conn.send(backend.url_template())

@@ -6,8 +6,8 @@ realistic Job pod JSON with managedFields (~14.6 KB per event), name, uid and re
 varying per event. The same bytes are read twice per round:
 
 - servo: the official client (`_preload_content=False`) -> `KubeClient.stream_watch` (its own
-  chunked reader, servo/chunked.py, reading the socket in blocks of up to 1 MiB; the typed
-  decode of servo/podwire.py) -> `PodWatch.events()` -> `Servo.handle` with a real `Tracker`
+  chunked reader, servo/kube/chunked.py, reading the socket in blocks of up to 1 MiB; the typed
+  decode of servo/core/podwire.py) -> `PodWatch.events()` -> `Servo.handle` with a real `Tracker`
   (job filter, PodFacts, tracker, measurement, the per-job log line and metrics, a real
   `Reporter` queue whose workers are not started, so no HTTP is timed); logging configured as
   in production (JSON at INFO) into /dev/null;
@@ -45,16 +45,16 @@ import msgspec  # noqa: E402
 import urllib3  # noqa: E402
 from kubernetes import client as k8s  # noqa: E402
 
-from servo.app import Servo  # noqa: E402
-from servo.chunked import ChunkedLines  # noqa: E402
-from servo.config import DEFAULT_APP_ID, load_config  # noqa: E402
-from servo.kube import READ_SIZE, KubeClient  # noqa: E402
-from servo.logs import configure_logging  # noqa: E402
-from servo.report import Reporter  # noqa: E402
-from servo.tracker import Tracker  # noqa: E402
-from servo.watch import PodWatch  # noqa: E402
+from servo.core.tracker import Tracker  # noqa: E402
+from servo.kube.chunked import ChunkedLines  # noqa: E402
+from servo.kube.client import READ_SIZE, KubeClient  # noqa: E402
+from servo.report.reporter import Reporter  # noqa: E402
+from servo.run.app import Servo  # noqa: E402
+from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
+from servo.system.logs import configure_logging  # noqa: E402
+from servo.watch.loop import PodWatch  # noqa: E402
 
-FIXTURE = REPO / "tests" / "data" / "job-pod.json"
+FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
 TARGET_RATIO = 0.7
 NAME, UID, RV = b"@@NAME@@", b"@@UID@@", b"@@RV@@"
 
@@ -243,13 +243,13 @@ def bare_loop(url: str, n: int) -> float:
 
 
 def bare_block_loop(url: str, n: int) -> float:
-    """The bare loop with the servo's own chunked reader (servo/chunked.py, 256 KiB reads)
+    """The bare loop with the servo's own chunked reader (servo/kube/chunked.py, 256 KiB reads)
     instead of urllib3's: how much of the servo's time is its own work, the reading aside."""
     decoder = msgspec.json.Decoder(_BareEvent)
     http = urllib3.PoolManager()
     started = time.perf_counter()
     resp = http.request("GET", url, preload_content=False)
-    body = resp._fp.fp  # what servo.kube._raw_chunked_body reads  # noqa: SLF001
+    body = resp._fp.fp  # what servo.kube.client._raw_chunked_body reads  # noqa: SLF001
     parser = ChunkedLines()
     seen = 0
     while seen < n and not parser.done:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.backend import RecordingBackend
+from tests.support.fakes.backend import RecordingBackend
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod, set_running, set_terminated
 
 
 def main() -> int:

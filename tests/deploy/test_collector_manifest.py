@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from servo.__main__ import build_parser
-from servo.collector_cli import collector_from_args
-from servo.errors import ConfigError
+from servo.collector.cli import collector_from_args
+from servo.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 

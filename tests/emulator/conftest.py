@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
 
 
 @pytest.fixture

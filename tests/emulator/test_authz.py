@@ -11,7 +11,7 @@ import pytest
 import requests
 from kubernetes import client as k8s
 
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.kubelogic import (
+from tests.support.fakes.kubelogic import (
     PATCHERS,
     ApiError,
     as_seen,
@@ -19,7 +19,7 @@ from tests.fakes.kubelogic import (
     strategic_merge_patch,
     validate_new_pod,
 )
-from tests.fakes.kubeselect import field_matcher, label_matcher
+from tests.support.fakes.kubeselect import field_matcher, label_matcher
 
 
 def labelled(**labels: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from tests.emulator.leasekit import NS, body_of, lease, raises, raw
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.leasekit import NS, body_of, lease, raises, raw
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.kubeauthz import discovery, forbidden, matches_denial
-from tests.fakes.kubeleases import decode_spec, micro_time, validate_lease
-from tests.fakes.kubelogic import ApiError
-from tests.fakes.kuberoutes import route_of, verb_of
+from tests.support.fakes.kubeauthz import discovery, forbidden, matches_denial
+from tests.support.fakes.kubeleases import decode_spec, micro_time, validate_lease
+from tests.support.fakes.kubelogic import ApiError
+from tests.support.fakes.kuberoutes import route_of, verb_of
 
 MICRO = [
     ("2026-11-25T10:00:00.123456Z", "2026-11-25T10:00:00.123456Z"),

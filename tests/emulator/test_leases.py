@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from tests.emulator.leasekit import CONFLICT, NS, T0, T1, body_of, lease, post, raises, raw
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.leasekit import CONFLICT, NS, T0, T1, body_of, lease, post, raises, raw
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from tests.emulator.podkit import NS, body_of, names, pod, raises, seen, stream
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.podkit import NS, body_of, names, pod, raises, seen, stream
 
 # --- authentication and authorization --------------------------------------------------------
 

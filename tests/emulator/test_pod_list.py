@@ -8,8 +8,8 @@ import json
 
 from kubernetes import client as k8s
 
-from tests.emulator.podkit import NS, body_of, names, pod, raises
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.podkit import NS, body_of, names, pod, raises
 
 
 def test_list_gives_items_and_the_current_resource_version(

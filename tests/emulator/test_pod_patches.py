@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from kubernetes import client as k8s
 
-from tests.emulator.podkit import NS, body_of, pod, raises, stream
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.podkit import NS, body_of, pod, raises, stream
 
 
 def test_merge_patch(emu: KubeEmulator, core: k8s.CoreV1Api) -> None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client as k8s
 
-from tests.emulator.podkit import NS, body_of, names, pod, raises, seen, stream
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.podkit import NS, body_of, names, pod, raises, seen, stream
 
 PODS = {
     "a": {"app": "web", "tier": "fe"},

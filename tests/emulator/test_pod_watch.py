@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import watch
 
-from tests.emulator.podkit import NS, body_of, names, pod, raises, seen, stream, watches
-from tests.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.podkit import NS, body_of, names, pod, raises, seen, stream, watches
 
 
 def test_watch_replays_history_after_the_version(emu: KubeEmulator, core: k8s.CoreV1Api) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
-from servo.kube import KubeClient, identity_from_review
-from tests.fakes.kubeapi import KubeEmulator
-from tests.fakes.kubetokens import POD_NAME_EXTRA, POD_UID_EXTRA
+from servo.kube.client import KubeClient, identity_from_review
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.fakes.kubetokens import POD_NAME_EXTRA, POD_UID_EXTRA
 
 POD = {"metadata": {"name": "job-1", "namespace": "batch", "uid": "uid-1"}}
 

@@ -1,15 +1,15 @@
 """Fault tests: the servo as a process, through backend outages, flaky answers, SIGKILLs, API
 hiccups and deleted pods, with an exact count of what the collector stored per job pod.
 
-Each scenario lives in tests/faults/scenarios.py (bench/bench_faults.py runs them bigger).
+Each scenario lives in tests/support/faults/scenarios.py (bench/bench_faults.py runs them bigger).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.faults.outcome import Outcome
-from tests.faults.scenarios import (
+from tests.support.faults.outcome import Outcome
+from tests.support.faults.scenarios import (
     api_chaos,
     backend_down,
     backlog_restart,
@@ -20,7 +20,7 @@ from tests.faults.scenarios import (
     patch_outage,
     servo_killed,
 )
-from tests.faults.settings import POD_GRACE_S
+from tests.support.faults.settings import POD_GRACE_S
 
 
 def assert_exact(out: Outcome, jobs: int, *, lost: int = 0) -> None:

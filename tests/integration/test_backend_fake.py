@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.fakes.backend import RecordingBackend
+from tests.support.fakes.backend import RecordingBackend
 
 pytestmark = pytest.mark.timeout(3)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import servo.__main__ as servo_main
-from servo.check import CheckOptions, CheckResult, Status, exit_code, run_checks
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
+from servo.check.checks import CheckOptions, CheckResult, Status, exit_code, run_checks
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
 
 KUBE_TOKEN = "kube-t0ken-for-check"
 BACKEND_TOKEN = "backend-t0ken-for-check"
@@ -25,7 +25,7 @@ BACKEND_TOKEN = "backend-t0ken-for-check"
 def check_command() -> list[str]:
     """`python -m servo check` once the subcommand is wired into servo, else its own module."""
     wired = "add_check_parser" in Path(servo_main.__file__).read_text()
-    return [sys.executable, "-m", "servo" if wired else "servo.check_cli"]
+    return [sys.executable, "-m", "servo" if wired else "servo.check.cli"]
 
 
 @pytest.fixture

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-
-SERVO = [sys.executable, "-m", "servo"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPTUNE_", "POD_NAMESP"))}
-    env.pop("KUBERNETES_SERVICE_HOST", None)
-    # Each process gets an outbox of its own: a shared one would carry events between tests.
-    env["OPTUNE_OUTBOX_DIR"] = tempfile.mkdtemp(prefix="servo-outbox-")
-    env.update(OPTUNE_METRICS_PORT="0", OPTUNE_METRICS_BIND="127.0.0.1")
-    env.update(extra)
-    return env
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod, set_running, set_terminated
+from tests.support.servoproc import SERVO, clean_env
 
 
 def test_help_lists_commands_and_environment() -> None:

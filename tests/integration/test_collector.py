@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import requests
 
-from servo.collector import MAX_BODY_BYTES, Collector
-from servo.jobs_report import report_text
-from servo.store import EventStore
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod
-from tests.integration.collectorkit import TOKEN, URL, measurement, post
-from tests.integration.harness import run_job
+from servo.collector.server import MAX_BODY_BYTES, Collector
+from servo.collector.text_report import report_text
+from servo.store.events import EventStore
+from tests.support.collectorkit import TOKEN, URL, measurement, post
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import run_job
+from tests.support.helpers import job_pod
 
 
 @pytest.fixture

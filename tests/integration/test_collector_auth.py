@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from servo.collector import Collector
-from servo.collector_settings import TokenGrant, parse_tokens
-from servo.store import EventStore
-from tests.integration.collectorkit import SERVO, clean_env, measurement, post, run_servo
+from servo.collector.server import Collector
+from servo.collector.settings import TokenGrant, parse_tokens
+from servo.store.events import EventStore
+from tests.support.collectorkit import SERVO, clean_env, measurement, post, run_servo
 
 ACME_PATH = "/accounts/acme/applications/{app}/servo"
 OTHER_PATH = "/accounts/other/applications/{app}/servo"

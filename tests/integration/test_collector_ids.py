@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from servo.collector import Collector
-from servo.store import EventStore
-from tests.integration.collectorkit import TOKEN, get_json, measurement, post
+from servo.collector.server import Collector
+from servo.store.events import EventStore
+from tests.support.collectorkit import TOKEN, get_json, measurement, post
 
 OLD_SCHEMA = """
 CREATE TABLE events (

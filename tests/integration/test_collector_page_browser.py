@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from servo.collector import Collector, page_html
-from servo.store import EventStore
-from tests.integration.browser import (
+from servo.collector.server import Collector, page_html
+from servo.store.events import EventStore
+from tests.support.browser import (
     by_id,
     chart,
     chromium,
@@ -23,7 +23,7 @@ from tests.integration.browser import (
     job_rows,
     needs_chromium,
 )
-from tests.integration.pagekit import ETL, HOURLY, SPECIAL, job_url, jobs_data, received_at
+from tests.support.pagekit import ETL, HOURLY, SPECIAL, job_url, jobs_data, received_at
 
 FIGURES = ("duration", "cpu_time", "max_memory")
 

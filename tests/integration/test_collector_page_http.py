@@ -1,12 +1,12 @@
-"""The collector's page (servo/web/index.html) over plain HTTP: served as HTML, loading nothing
-from outside the collector, and a script that never turns data into markup."""
+"""The collector's page (servo/collector/web/index.html) over plain HTTP: served as HTML, loading
+nothing from outside the collector, and a script that never turns data into markup."""
 
 from __future__ import annotations
 
 import re
 import urllib.request
 
-from servo.collector import Collector, page_html
+from servo.collector.server import Collector, page_html
 
 SVG_NS = "http://www.w3.org/2000/svg"
 

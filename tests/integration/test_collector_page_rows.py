@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from servo.collector import Collector
-from servo.store import EventStore
-from tests.integration.browser import by_id, chart, dump, job_rows, needs_chromium
-from tests.integration.collectorkit import GARBAGE, HUGE, measurement, raw_insert
-from tests.integration.pagekit import job_url
+from servo.collector.server import Collector
+from servo.store.events import EventStore
+from tests.support.browser import by_id, chart, dump, job_rows, needs_chromium
+from tests.support.collectorkit import GARBAGE, HUGE, measurement, raw_insert
+from tests.support.pagekit import job_url
 
 
 @needs_chromium

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from servo.__main__ import build_parser
-from servo.collector import Collector
-from servo.collector_cli import collector_from_args
-from servo.store import EventStore, StoredEvent
-from servo.store_retention import Retention
-from tests.integration.collectorkit import TOKEN, clean_env, measurement, post
+from servo.collector.cli import collector_from_args
+from servo.collector.server import Collector
+from servo.store.events import EventStore, StoredEvent
+from servo.store.retention import Retention
+from tests.support.collectorkit import TOKEN, clean_env, measurement, post
 
 DAY = 86400.0
 

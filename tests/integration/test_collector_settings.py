@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servo.collector_settings import LIMITS
-from tests.integration.collectorkit import clean_env, run_servo
+from servo.collector.settings import LIMITS
+from tests.support.collectorkit import clean_env, run_servo
 
 BAD = ["abc", "nan", "inf", "-inf", "1e3", "8443.9", "99999999999999999999", "-1", "9" * 5000]
 

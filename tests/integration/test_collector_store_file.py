@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from servo.store import EventStore, StoredEvent
-from tests.integration.collectorkit import clean_env, measurement, run_servo
+from servo.store.events import EventStore, StoredEvent
+from tests.support.collectorkit import clean_env, measurement, run_servo
 
 SUFFIXES = ("", "-wal", "-shm")
 

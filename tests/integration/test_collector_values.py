@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from servo.__main__ import main
-from servo.collector import Collector
-from servo.store import EventStore
-from tests.integration.collectorkit import (
+from servo.collector.server import Collector
+from servo.store.events import EventStore
+from tests.support.collectorkit import (
     GARBAGE,
     HUGE,
     TOKEN,

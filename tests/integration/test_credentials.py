@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from servo.credentials import api_client_for, load_credentials
-from servo.errors import KubeError
-from servo.kube import KubeClient
-from tests.fakes.kubeapi import KubeEmulator
-from tests.unit.servo.test_credentials import FakeKubectl
+from servo.core.errors import KubeError
+from servo.kube.client import KubeClient
+from servo.kube.credentials import api_client_for, load_credentials
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.kubectl import FakeKubectl
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from servo.ops_server import OpsServer
-from tests.integration.webhookkit import Hook
+from servo.http.ops import OpsServer
+from tests.support.webhookkit import Hook
 
 # A second request hidden in the first one's body: answered only if the body were misread.
 SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

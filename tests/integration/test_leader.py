@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from servo.collector import Collector
-from servo.store import EventStore
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-from tests.integration.test_cli import clean_env
+from servo.collector.server import Collector
+from servo.store.events import EventStore
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod, set_running, set_terminated
+from tests.support.servoproc import clean_env
 
 LEASE = ("servo", "servo-leader")
 

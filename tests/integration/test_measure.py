@@ -1,13 +1,8 @@
-"""`servo measure` as a process: real commands, real cgroups (as root), SQLite and a backend.
+"""`servo measure` as a process: real commands, SQLite and a backend; without cgroups (the
+runs on real cgroups are tests/cgroup/test_measure_cgroup.py).
 
 Workload: a Python child that touches 100 MiB page by page, burns ~1 s of its own CPU and prints
 its own getrusage (whole life, start-up included) at exit; that is the truth figures are held to.
-
-Tolerances, cgroup v1: cpu_time within 5% of the child's own CPU (the cgroup also holds the
-few ms between fork and exec and the exit that frees the array). max_memory at least the 100 MiB
-touched and at most 1.2 x 100 MiB + 16 MiB: the child joins the cgroup before it execs, so the
-interpreter's private pages (~6 MiB for `python -I -S`), page tables of the array (~0.2 MiB)
-and any page cache it reads first are charged too; 16 MiB covers those with room.
 Fallback (rusage + psutil): cpu within 10%, memory at least the 100 MiB touched.
 """
 
@@ -16,113 +11,30 @@ from __future__ import annotations
 import errno
 import io
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import servo.measure
-from servo.local_cgroup import CgroupUnavailableError, LocalCgroup
-from servo.store import EventStore, StoredEvent
-from tests.fakes.backend import RecordingBackend
-from tests.mon.livecg import CGROUP_MOUNT, own_cgroup, unavailable_reason
-
-MIB = 1 << 20
-TOUCHED_BYTES = 100 * MIB
-SLACK_BYTES = 16 * MIB
-BURN_S = 1.0
-CGROUP_REASON = unavailable_reason()
-REPO = Path(__file__).resolve().parents[2]
-MEASURE = [sys.executable, "-m", "servo", "measure"]
-WORKLOAD = r"""
-import json, resource, sys, time
-cpu_s, mem_bytes, page = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-buf = bytearray(mem_bytes)
-for i in range(0, mem_bytes, page):
-    buf[i] = 1
-t0 = time.process_time()
-x = 0
-while time.process_time() - t0 < cpu_s:
-    for _ in range(10000):
-        x += 1
-r = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"cpu_s": r.ru_utime + r.ru_stime}), flush=True)
-"""
-WORKLOAD_CMD = [
-    sys.executable,
-    "-I",
-    "-S",
-    "-c",
-    WORKLOAD,
-    str(BURN_S),
-    str(TOUCHED_BYTES),
-    str(os.sysconf("SC_PAGE_SIZE")),
-]
-
-
-def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPTUNE_")}
-    env["SERVO_DB"] = str(tmp_path / "servo.db")
-    env.update(extra)
-    return env
-
-
-def measure(
-    args: list[str], env: dict[str, str], *, timeout_s: float = 30
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MEASURE, *args], capture_output=True, text=True, env=env, timeout=timeout_s, cwd=REPO
-    )
-
-
-def stored(tmp_path: Path) -> list[StoredEvent]:
-    with EventStore(tmp_path / "servo.db") as store:
-        return store.events(event="MEASUREMENT")
-
-
-def only_param(tmp_path: Path) -> dict[str, Any]:
-    (event,) = stored(tmp_path)
-    param: dict[str, Any] = event.body["param"]
-    return param
-
-
-def value(param: dict[str, Any], metric: str) -> float:
-    return float(param["metrics"][metric]["value"])
-
-
-def leftover_cgroups() -> list[Path]:
-    found: list[Path] = []
-    for controller in ("memory", "cpuacct"):
-        base = CGROUP_MOUNT / controller / own_cgroup(controller).lstrip("/")
-        found += base.glob("servo-measure-*")
-    return found
-
-
-@pytest.mark.cgroup
-@pytest.mark.skipif(CGROUP_REASON is not None, reason=CGROUP_REASON or "")
-def test_cgroup_v1_figures_match_a_known_workload_and_the_cgroup_is_removed(
-    tmp_path: Path,
-) -> None:
-    proc = measure(["--app-id", "burn", "--", *WORKLOAD_CMD], clean_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    truth_cpu_s = json.loads(proc.stdout)["cpu_s"]
-    param = only_param(tmp_path)
-    assert param["annotations"]["measured_by"] == "cgroup-v1"
-    assert value(param, "cpu_time") == pytest.approx(truth_cpu_s, rel=0.05)
-    # cpuacct.stat counts USER_HZ ticks: its split agrees with cpuacct.usage to a few ticks.
-    assert value(param, "cpu_user") + value(param, "cpu_system") == pytest.approx(
-        value(param, "cpu_time"), abs=0.1
-    )
-    peak = value(param, "max_memory")
-    assert TOUCHED_BYTES <= peak <= TOUCHED_BYTES * 1.2 + SLACK_BYTES, peak
-    assert leftover_cgroups() == []
-    print(f"cgroup: cpu {value(param, 'cpu_time'):.3f} s vs {truth_cpu_s:.3f} s, peak {peak}")
+import servo.local.measure
+from servo.local.cgroup import CgroupUnavailableError, LocalCgroup
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.measurekit import (
+    CGROUP_REASON,
+    MEASURE,
+    REPO,
+    TOUCHED_BYTES,
+    WORKLOAD_CMD,
+    clean_env,
+    leftover_cgroups,
+    measure,
+    only_param,
+    stored,
+    value,
+)
 
 
 def test_fallback_figures_match_a_known_workload(tmp_path: Path) -> None:
@@ -234,25 +146,13 @@ def test_progress_line_for_a_run_longer_than_3s(tmp_path: Path) -> None:
     assert value(only_param(tmp_path), "duration") == pytest.approx(3.6, abs=0.3)
 
 
-@pytest.mark.cgroup
-@pytest.mark.skipif(CGROUP_REASON is not None, reason=CGROUP_REASON or "")
-def test_processes_that_outlive_the_command_are_moved_out_and_the_cgroup_removed(
-    tmp_path: Path,
-) -> None:
-    script = "sleep 1 </dev/null >/dev/null 2>&1 & exit 0"
-    proc = measure(["--", "sh", "-c", script], clean_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
-    assert "1 process(es) outlived the command" in proc.stderr
-    assert leftover_cgroups() == []
-
-
 def test_no_cgroup_possible_falls_back_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
     def unavailable() -> LocalCgroup:
         raise CgroupUnavailableError("cannot create /x: Permission denied")
 
-    monkeypatch.setattr(servo.measure, "create_local_cgroup", unavailable)
+    monkeypatch.setattr(servo.local.measure, "create_local_cgroup", unavailable)
     out = io.StringIO()
-    figures = servo.measure.measure_command(["sh", "-c", "exit 4"], use_cgroup=True, out=out)
+    figures = servo.local.measure.measure_command(["sh", "-c", "exit 4"], use_cgroup=True, out=out)
     assert (figures.measured_by, figures.returncode) == ("rusage", 4)
     assert out.getvalue() == (
         "servo measure: no cgroup (cannot create /x: Permission denied);"
@@ -277,10 +177,10 @@ def test_failing_to_join_the_cgroup_runs_the_command_once_without(
             return 0
 
     cg = Unjoinable()
-    monkeypatch.setattr(servo.measure, "create_local_cgroup", lambda: cg)
+    monkeypatch.setattr(servo.local.measure, "create_local_cgroup", lambda: cg)
     out = io.StringIO()
     runs = tmp_path / "runs"
-    figures = servo.measure.measure_command(
+    figures = servo.local.measure.measure_command(
         ["sh", "-c", f"echo x >> {runs}"], use_cgroup=True, out=out
     )
     assert figures.measured_by == "rusage"

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-from tests.integration.harness import wait_measured
-from tests.unit.mon.cgtree import POD_PATHS, POD_UID, build_v2, cid, container_dir_name
+from tests.support.cgtree import POD_PATHS, POD_UID, build_v2, cid, container_dir_name
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import wait_measured
+from tests.support.helpers import job_pod, set_running, set_terminated
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -159,7 +159,7 @@ def test_monitor_stats_reach_the_backend_in_the_measurement(
     # The pod totals: a wire-v1 monitor's figures are the pod's (the servo reports them as
     # pod_*), and a v2 monitor reports them as pod_* itself (this fixture tree has no monitor
     # container cgroup to subtract, so its job-only figures are missing).
-    # The fixture tree's cpu.stat and memory.peak (tests/unit/mon/cgtree.py).
+    # The fixture tree's cpu.stat and memory.peak (tests/support/cgtree.py).
     assert metrics["pod_cpu_time"] == {"value": 12.5, "unit": "s"}
     assert metrics["pod_cpu_user"]["value"] == 10.0
     assert metrics["pod_max_memory"] == {"value": 524288000, "unit": "bytes"}

@@ -8,10 +8,10 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod
-from tests.integration.harness import RunningServo, run_job, wait_measured
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import RunningServo, run_job, wait_measured
+from tests.support.helpers import job_pod
 
 
 def base(servo: RunningServo) -> str:

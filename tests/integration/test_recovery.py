@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from servo.models import Event
-from servo.outbox import Outbox
-from servo.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod, set_running, set_terminated
-from tests.integration.harness import measurements, run_job, wait_measured
+from servo.core.models import Event
+from servo.core.pods import GUARD_FINALIZER, REPORTED_ANNOTATION
+from servo.report.outbox import Outbox
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import measurements, run_job, wait_measured
+from tests.support.helpers import job_pod, set_running, set_terminated
 
 FAST = {"OPTUNE_SEND_DEADLINE": "0.3", "OPTUNE_SEND_MAX_BACKOFF": "0.1",
         "POD_NAMESPACES": "default"}  # fmt: skip

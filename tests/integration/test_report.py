@@ -8,11 +8,11 @@ import time
 import pytest
 from tenacity import wait_none
 
-from servo.config import ReportConfig
-from servo.errors import ReportError
-from servo.models import Event
-from servo.report import Reporter
-from tests.fakes.backend import RecordingBackend
+from servo.core.errors import ReportError
+from servo.core.models import Event
+from servo.report.reporter import Reporter
+from servo.system.config import ReportConfig
+from tests.support.fakes.backend import RecordingBackend
 
 EVENT = Event(
     id="uid-1:MEASUREMENT",

@@ -10,11 +10,11 @@ from pathlib import Path
 import requests
 from tenacity import wait_none
 
-from servo.config import ReportConfig
-from servo.models import Event
-from servo.outbox import Outbox
-from servo.report import Reporter
-from tests.fakes.backend import RecordingBackend
+from servo.core.models import Event
+from servo.report.outbox import Outbox
+from servo.report.reporter import Reporter
+from servo.system.config import ReportConfig
+from tests.support.fakes.backend import RecordingBackend
 
 
 def ev(i: int, app_id: str = "A") -> Event:

@@ -12,20 +12,20 @@ from typing import Any
 
 import pytest
 
-from servo.app import Servo
-from servo.config import load_config
-from servo.kube import KubeClient
-from servo.report import Reporter
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod
-from tests.integration.harness import (
+from servo.kube.client import KubeClient
+from servo.report.reporter import Reporter
+from servo.run.app import Servo
+from servo.system.config import load_config
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import (
     LOCAL_RECEIVER,
     TOKEN,
     measurements,
     run_job,
     wait_measured,
 )
+from tests.support.helpers import job_pod
 
 
 def test_finished_job_gives_exactly_one_measurement(

@@ -12,10 +12,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.integration.harness import RunningServo, wait_measured
-from tests.integration.test_monitor_stats import (
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import RunningServo, wait_measured
+from tests.support.statskit import (
     STATS,
     awaiting,
     end_monitor,

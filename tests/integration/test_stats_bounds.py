@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.integration.harness import wait_measured
-from tests.integration.test_monitor_stats import (
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import wait_measured
+from tests.support.statskit import (
     STATS,
     end_monitor,
     ended_job,

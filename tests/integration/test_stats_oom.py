@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.fakes.backend import RecordingBackend
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import set_terminated
-from tests.integration.harness import wait_measured
-from tests.integration.test_monitor_stats import STATS, monitored_job, start_job
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.harness import wait_measured
+from tests.support.helpers import set_terminated
+from tests.support.statskit import STATS, monitored_job, start_job
 
 JOB_CID = "d" * 64
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.harness import RunningServo
+from tests.support.harness import RunningServo
 
 SMUGGLED = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from servo.config import WatchConfig
-from servo.kube import KubeClient
-from servo.watch import LISTED, PodWatch, WatchEvent
-from tests.fakes.kubeapi import KubeEmulator
-from tests.helpers import job_pod
+from servo.kube.client import KubeClient
+from servo.system.config import WatchConfig
+from servo.watch.loop import LISTED, PodWatch, WatchEvent
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod
 
 MARK = b'"__too_deep__"'
 DEEP = b"[" * 5000 + b"]" * 5000

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client as k8s
 
-from servo.errors import KubeError
-from servo.kube import KubeClient
-from tests.helpers import job_pod
+from servo.core.errors import KubeError
+from servo.kube.client import KubeClient
+from tests.support.helpers import job_pod
 
 EVENTS = [{"type": "ADDED", "object": job_pod(f"p{i}", uid=f"u{i}")} for i in range(3)] + [
     {"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "77"}}}

@@ -15,12 +15,12 @@ from typing import Any
 import jsonpatch
 import pytest
 
-from servo.collector import Collector
-from servo.mutate import Ranges
-from servo.store import EventStore
-from servo.webhook import Exchange
-from tests.fakes.backend import RecordingBackend
-from tests.integration.webhookkit import (
+from servo.collector.server import Collector
+from servo.store.events import EventStore
+from servo.webhook.admission import Ranges
+from servo.webhook.review import Exchange
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.webhookkit import (
     ADJUST,
     NEW,
     Hook,

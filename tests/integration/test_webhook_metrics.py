@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from servo.config import load_config
-from servo.errors import ReportError
-from servo.models import Event
-from servo.mutate import MonitorSpec, Ranges
-from servo.webhook import INTERNAL_ERROR_WARNING, Admitter, Exchange, decode_patch
-from servo.webhook_metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
-from tests.integration.webhookkit import ADJUST, MEASURE, admission_pod, review
+from servo.core.errors import ReportError
+from servo.core.models import Event
+from servo.system.config import load_config
+from servo.webhook.admission import MonitorSpec, Ranges
+from servo.webhook.metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
+from servo.webhook.review import INTERNAL_ERROR_WARNING, Admitter, Exchange, decode_patch
+from tests.support.webhookkit import ADJUST, MEASURE, admission_pod, review
 
 
 def samples(metrics: WebhookMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

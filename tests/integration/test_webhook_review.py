@@ -14,8 +14,8 @@ import kubernetes_validate
 import pytest
 import requests
 
-from tests.fakes.backend import RecordingBackend
-from tests.integration.webhookkit import (
+from tests.support.fakes.backend import RecordingBackend
+from tests.support.webhookkit import (
     NEW,
     NEWEST,
     OLD,

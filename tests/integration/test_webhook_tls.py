@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from servo.config import load_config
-from servo.mutate import MonitorSpec
-from servo.tls import (
+from servo.system.config import load_config
+from servo.webhook.admission import MonitorSpec
+from servo.webhook.review import Admitter
+from servo.webhook.server import WebhookServer
+from servo.webhook.tls import (
     CertPair,
     CertReloader,
     generate_ca,
@@ -23,9 +25,7 @@ from servo.tls import (
     server_context,
     write_pair,
 )
-from servo.webhook import Admitter
-from servo.webhook_server import WebhookServer
-from tests.integration.webhookkit import Hook
+from tests.support.webhookkit import Hook
 
 
 def test_client_with_another_ca_is_refused_the_handshake(

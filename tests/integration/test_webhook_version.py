@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from servo.webhook import load_webhook_config, use_native_sidecar
-from servo.webhook_cli import server_version
-from tests.fakes.kubeapi import KubeEmulator
+from servo.webhook.cli import server_version
+from servo.webhook.config import load_webhook_config, use_native_sidecar
+from tests.support.fakes.kubeapi import KubeEmulator
 
 
 # The official client asks GET /version/ (trailing slash), as real API servers answer it.

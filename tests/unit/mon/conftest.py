@@ -1,5 +1,5 @@
 """Fixtures of the monitor's unit tests."""
 
-from tests.unit.mon.monproc import start
+from tests.support.monproc import start
 
 __all__ = ["start"]

@@ -13,9 +13,9 @@ import socket
 import time
 from pathlib import Path
 
-from tests.unit.mon.cgtree import POD_PATHS, build_v2, container_dir_name
-from tests.unit.mon.monproc import APP, PAUSE, SELF, Start, fake_proc, mon_env
-from tests.unit.mon.receiver import closed_port_url, stats_receiver
+from tests.support.cgtree import POD_PATHS, build_v2, container_dir_name
+from tests.support.monproc import APP, PAUSE, SELF, Start, fake_proc, mon_env
+from tests.support.monreceiver import closed_port_url, stats_receiver
 
 REL = POD_PATHS[("systemd", "burstable")]
 NAMES = {k: container_dir_name("containerd", v) for k, v in (("a", APP), ("p", PAUSE), ("s", SELF))}

@@ -14,7 +14,7 @@ from mon.cgroup_paths import (
     sandbox_ids_from_mountinfo,
 )
 from mon.errors import CgroupNotFoundError
-from tests.unit.mon.cgtree import POD_PATHS, POD_UID, build_v1, build_v2, cid
+from tests.support.cgtree import POD_PATHS, POD_UID, build_v1, build_v2, cid
 
 LAYOUTS = sorted(POD_PATHS)
 

@@ -8,7 +8,7 @@ import pytest
 
 from mon.cgroup_paths import find_pod_cgroup
 from mon.cgroup_read import PodFigures, figures_unavailable, read_pod_figures
-from tests.unit.mon.cgtree import (
+from tests.support.cgtree import (
     POD_PATHS,
     POD_UID,
     V1_MEMORY_FILES,

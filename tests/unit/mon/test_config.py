@@ -8,7 +8,7 @@ import pytest
 
 from mon.config import describe, load_config
 from mon.errors import ConfigError
-from tests.unit.mon.cgtree import POD_UID
+from tests.support.cgtree import POD_UID
 
 
 def test_defaults() -> None:

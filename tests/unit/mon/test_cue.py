@@ -12,7 +12,7 @@ import pytest
 
 from mon.cgroup_paths import find_pod_cgroup
 from mon.cue import CONFIRM_POLLS, CgroupSiblings, SiblingState, wait_for_cue
-from tests.unit.mon.cgtree import POD_PATHS, POD_UID, build_v1, build_v2, cid, container_dir_name
+from tests.support.cgtree import POD_PATHS, POD_UID, build_v1, build_v2, cid, container_dir_name
 
 APP, PAUSE, SELF = cid("app"), cid("pause"), cid("monitor")
 

@@ -10,9 +10,9 @@ import pytest
 from mon.deliver import is_retryable, post_stats, write_termination_message
 from mon.errors import DeliveryError
 from mon.wire import Stats, StatsPost
-from tests.unit.mon.cgtree import POD_UID
-from tests.unit.mon.receiver import closed_port_url, stats_receiver
-from tests.unit.mon.test_wire import make_stats
+from tests.support.cgtree import POD_UID
+from tests.support.monreceiver import closed_port_url, stats_receiver
+from tests.support.monstats import make_stats
 
 
 def _stats() -> Stats:

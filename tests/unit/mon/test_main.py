@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.mon.cgtree import (
+from tests.support.cgtree import (
     POD_PATHS,
     POD_UID,
     build_v1,
@@ -19,8 +19,8 @@ from tests.unit.mon.cgtree import (
     cid,
     container_dir_name,
 )
-from tests.unit.mon.monproc import APP, PAUSE, REPO, SELF, Start, fake_proc, mon_env
-from tests.unit.mon.receiver import closed_port_url, stats_receiver
+from tests.support.monproc import APP, PAUSE, REPO, SELF, Start, fake_proc, mon_env
+from tests.support.monreceiver import closed_port_url, stats_receiver
 
 MIB = 1 << 20
 # Container-level files: the monitor (SELF) and the sandbox (PAUSE) used this much.

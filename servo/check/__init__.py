@@ -1,0 +1,1 @@
+"""`servo check`: asks the cluster, the host and the backend whether a servo would work here."""

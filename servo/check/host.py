@@ -1,0 +1,150 @@
+"""The checks of `servo check` on this host: the stats and metrics ports can be bound, and the
+cgroup layout the monitor would find below the node's /sys (mon.cgroup_paths, when installed).
+
+The cgroup search is pure apart from directory listings, so tests point it at fixture trees.
+The order of the checks is servo/check/checks.py's.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections import deque
+from pathlib import Path
+
+from servo.check.result import CheckResult, Status
+
+# Where the monitor finds the host's /sys (mon's OPTUNE_SYS_ROOT default).
+NODE_SYS_ROOT = Path("/rsys")
+# Depth below a hierarchy root searched for kubepods (kind nests it: kubelet.slice/...).
+KUBEPODS_MAX_DEPTH = 3
+# Any pod's cgroup directory, in the cgroupfs or the systemd form.
+POD_DIR_RE = re.compile(r"^pod[0-9a-fA-F-]{8,}$|-pod[0-9a-fA-F_]{8,}\.slice$")
+
+
+def check_port(name: str, env_name: str, bind: str, port: int) -> CheckResult:
+    """Whether bind:port can be bound here (a warning only: the servo may run elsewhere)."""
+    if port == 0:
+        return CheckResult(name, Status.OK, f"{bind}: any free port ({env_name}=0)")
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((bind, port))
+    except OSError as e:
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"{bind}:{port} cannot be bound here: {e.strerror or e}",
+            fix=f"another process holds it (a servo already running?); else set {env_name}",
+        )
+    return CheckResult(name, Status.OK, f"{bind}:{port} free")
+
+
+# --- the node's cgroups ---------------------------------------------------------------------
+
+
+def node_sys_root(given: Path | None, default: Path = NODE_SYS_ROOT) -> Path | None:
+    """The host's /sys to look at: --sys-root, else /rsys when it exists, else None."""
+    if given is not None:
+        return given
+    return default if default.is_dir() else None
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        children = sorted(path.iterdir())
+    except OSError:
+        return []
+    return [c for c in children if c.is_dir() and not c.is_symlink()]
+
+
+def find_kubepods(base: Path, *, max_depth: int = KUBEPODS_MAX_DEPTH) -> Path | None:
+    """The kubelet's pods cgroup below `base`: `kubepods` (cgroupfs) or `*kubepods.slice`
+    (systemd), breadth-first, at most `max_depth` levels down."""
+    queue: deque[tuple[Path, int]] = deque([(base, 0)])
+    while queue:
+        here, depth = queue.popleft()
+        if depth >= max_depth:
+            continue
+        for child in _subdirs(here):
+            if child.name == "kubepods" or child.name.endswith("kubepods.slice"):
+                return child
+            if not POD_DIR_RE.search(child.name):
+                queue.append((child, depth + 1))
+    return None
+
+
+def count_pod_dirs(kubepods: Path) -> int:
+    """Pod cgroups directly below kubepods or one QoS level down."""
+    count = 0
+    for child in _subdirs(kubepods):
+        if POD_DIR_RE.search(child.name):
+            count += 1
+        else:
+            count += sum(1 for c in _subdirs(child) if POD_DIR_RE.search(c.name))
+    return count
+
+
+def check_cgroups(sys_root: Path | None, *, pod_uid: str | None = None) -> CheckResult:
+    """The cgroup layout the monitor would find below <sys root>/fs/cgroup."""
+    name = "cgroup layout"
+    if sys_root is None:
+        return CheckResult(
+            name,
+            Status.SKIP,
+            f"not on a node: no --sys-root given and no {NODE_SYS_ROOT} (the monitor's mount "
+            "of the host's /sys)",
+        )
+    try:
+        from mon.cgroup_paths import V1_MEMORY_DIR, detect_version, find_pod_cgroup, v1_cpu_root
+        from mon.errors import CgroupNotFoundError
+    except ImportError as e:
+        return CheckResult(name, Status.SKIP, f"the monitor's code is not installed here ({e})")
+    cgroup_root = sys_root / "fs" / "cgroup"
+    mount_fix = (
+        "mount the host's /sys read-only at /rsys (hostPath /sys), or pass --sys-root with "
+        "the host's /sys"
+    )
+    if not cgroup_root.is_dir():
+        return CheckResult(name, Status.FAIL, f"no cgroup hierarchy at {cgroup_root}",
+                           fix=mount_fix)  # fmt: skip
+    version = detect_version(cgroup_root)
+    base = cgroup_root if version == "v2" else cgroup_root / V1_MEMORY_DIR
+    if version == "v1" and not base.is_dir():
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"cgroup v1 without a memory controller at {base}",
+            fix="the monitor reads memory.* files: enable the memory controller on the node",
+        )
+    kubepods = find_kubepods(base)
+    if kubepods is None:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"cgroup {version}, but no kubepods or kubepods.slice below {base}: the monitor "
+            "would find no pod cgroups",
+            fix=f"run on a Kubernetes node; {mount_fix}; or set OPTUNE_CGROUP_PATH",
+        )
+    driver = "systemd" if kubepods.name.endswith(".slice") else "cgroupfs"
+    detail = (
+        f"cgroup {version}, {driver} driver: {kubepods} ({count_pod_dirs(kubepods)} pod cgroups)"
+    )
+    status, fix = Status.OK, ""
+    if version == "v1" and not v1_cpu_root(cgroup_root).is_dir():
+        status, fix = Status.WARN, "no cpuacct controller: jobs are measured without CPU time"
+        detail += "; no cpuacct hierarchy"
+    if pod_uid is not None:
+        try:
+            found = find_pod_cgroup(cgroup_root=cgroup_root, pod_uid=pod_uid)
+        except CgroupNotFoundError as e:
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"{detail}; pod {pod_uid}: not found",
+                fix="is the pod on this node and running? (kubectl get pod -o wide)",
+                notes=e.tried,
+            )
+        detail += f"; pod {pod_uid}: {found.path}"
+    return CheckResult(name, status, detail, fix=fix)

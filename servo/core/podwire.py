@@ -1,0 +1,336 @@
+"""Decoding watch lines and pod lists with msgspec into typed Structs of the fields the servo reads.
+
+A Job pod is about 13.5 KB of JSON, most of it managedFields, volumes and conditions that the
+servo never looks at. Decoding into Structs that name only the needed fields skips the rest at C
+speed, parses timestamps in C, and keeps what an event costs small; pods.py reads the Structs
+directly (no conversion back to dicts: that alone cost a quarter of the decode).
+
+When the app-id path reaches outside these fields (say `spec/affinity/...`), every pod is also
+decoded whole into `doc` (plain JSON) and the path is followed there. A pod the typed decode
+refuses (a field of an unexpected type: hand-made objects, never the API server) keeps its
+whole `doc` too, and its Struct is salvaged field by field (`to_pod`), so one odd field costs
+that field, never the event.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+import typing
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from servo.core.appid import AppIdQuery
+from servo.core.deepjson import scan_pod_key, split_list_items
+
+logger = logging.getLogger(__name__)
+
+
+class _Base(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
+    # gc=False: decoded JSON holds no reference cycles, so the collector need not track these.
+    pass
+
+
+class Container(_Base):
+    name: str | None = None
+    image: str | None = None
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: list[dict[str, Any]] | None = None
+    resources: dict[str, Any] | None = None
+    restart_policy: str | None = None
+
+
+class Spec(_Base):
+    containers: list[Container] | None = None
+    init_containers: list[Container] | None = None
+    node_name: str | None = None
+    restart_policy: str | None = None
+    service_account_name: str | None = None
+
+
+class Meta(_Base):
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    finalizers: list[str] | None = None
+
+
+class Terminated(_Base):
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class State(_Base):
+    """A container's state: exactly one of the three is set by the kubelet."""
+
+    waiting: dict[str, Any] | None = None
+    running: dict[str, Any] | None = None
+    terminated: Terminated | None = None
+
+
+class ContainerStatus(_Base):
+    name: str | None = None
+    container_id: str | None = msgspec.field(default=None, name="containerID")
+    state: State | None = None
+    last_state: State | None = None
+    restart_count: int | None = None
+
+
+class Status(_Base):
+    phase: str | None = None
+    reason: str | None = None
+    pod_ip: str | None = msgspec.field(default=None, name="podIP")
+    container_statuses: list[ContainerStatus] | None = None
+    init_container_statuses: list[ContainerStatus] | None = None
+
+
+class Pod(_Base):
+    metadata: Meta | None = None
+    spec: Spec | None = None
+    status: Status | None = None
+
+
+class WatchLine(msgspec.Struct, gc=False):
+    """One watch line: a pod event or BOOKMARK with `pod`. `doc` is the object as plain JSON
+    when the app-id path needs the whole pod, when the typed decode refused it, and for an
+    ERROR (its Status)."""
+
+    type: str = ""
+    pod: Pod | None = msgspec.field(default=None, name="object")
+    doc: Any = None  # never on the wire: filled in by the slower paths below
+
+
+class _Event(msgspec.Struct):
+    type: str = ""
+    object: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _ListMeta(_Base):
+    resource_version: str | None = None
+    continue_: str | None = msgspec.field(default=None, name="continue")
+
+
+class _PodList(_Base):
+    metadata: _ListMeta | None = None
+    items: list[msgspec.Raw] | None = None
+
+
+class _TypedPodList(_Base):
+    metadata: _ListMeta | None = None
+    items: list[Pod] | None = None
+
+
+POD_EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
+# The parts of a pod the typed decode keeps, as the first path segments an app-id query may use.
+_META_KEYS = {"name", "generateName", "namespace", "uid", "labels", "annotations"}
+_CONTAINER_KEYS = {"name", "image", "command", "args", "env", "resources"}
+
+_line = msgspec.json.Decoder(WatchLine)
+_event = msgspec.json.Decoder(_Event)
+_pod = msgspec.json.Decoder(Pod)
+_pod_list = msgspec.json.Decoder(_PodList)
+_typed_pod_list = msgspec.json.Decoder(_TypedPodList)
+_any = msgspec.json.Decoder()
+
+
+class DecodeError(ValueError):
+    """Bytes that are not the JSON expected."""
+
+
+class TooDeepError(DecodeError):
+    """A watch event nested deeper than the decoder can follow: that one event is skipped
+    (the stream itself is fine). `key` is the pod's namespace/name as read from the raw bytes,
+    or "?"."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def typed_covers(query: AppIdQuery) -> bool:
+    """Does the typed decode keep every field the app-id query may visit?"""
+    segs = query.segments
+    if len(segs) >= 2 and segs[0] == "metadata":
+        return segs[1] in _META_KEYS
+    if len(segs) >= 4 and segs[0] == "spec" and segs[1] in ("containers", "initContainers"):
+        return isinstance(segs[2], str) and segs[2].isdigit() and segs[3] in _CONTAINER_KEYS
+    return False
+
+
+def decode_event(line: bytes, *, whole: bool = False) -> WatchLine:
+    """One watch line -> WatchLine; `whole`: keep every pod's full JSON in `doc` as well.
+    DecodeError when it is no watch event, TooDeepError when it is nested too deeply."""
+    try:
+        return _decode_event(line, whole=whole)
+    except RecursionError as e:
+        key = scan_pod_key(line)
+        raise TooDeepError(f"watch event nested too deeply to decode ({key})", key=key) from e
+
+
+def _decode_event(line: bytes, *, whole: bool) -> WatchLine:
+    if not whole:
+        try:
+            typed = _line.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass  # not a plain pod event: the two-step path below sorts it out
+        else:
+            if typed.type in POD_EVENT_TYPES:
+                return typed
+    try:
+        event = _event.decode(line)
+        if event.type in POD_EVENT_TYPES:
+            pod, doc = _decode_pod(event.object, whole=whole)
+            return WatchLine(event.type, pod, doc)
+        return WatchLine(event.type, None, _any.decode(event.object))
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise DecodeError(f"watch line is not a watch event: {e}; {line[:80]!r}") from e
+
+
+def decode_pod_list(body: bytes, *, whole: bool = False) -> tuple[list[WatchLine], str, str | None]:
+    """A PodList -> (each item as an ADDED WatchLine, resourceVersion, continue token)."""
+    try:
+        return _decode_pod_list(body, whole=whole)
+    except RecursionError:
+        return _decode_deep_pod_list(body, whole=whole)
+
+
+def _decode_deep_pod_list(body: bytes, *, whole: bool) -> tuple[list[WatchLine], str, str | None]:
+    """A list with a pod too deep to decode: the others item by item, that one skipped (a
+    list that fails as a whole would be retried, and fail, forever)."""
+    split = split_list_items(body)
+    if split is None:
+        raise DecodeError(f"pod list nested too deeply to decode (near {scan_pod_key(body)})")
+    raw_items, rest = split
+    items: list[WatchLine] = []
+    for raw in raw_items:
+        try:
+            items.append(WatchLine("ADDED", *_decode_pod(msgspec.Raw(raw), whole=whole)))
+        except RecursionError:
+            logger.error("listed pod skipped: nested too deeply to decode",
+                         extra={"pod": scan_pod_key(raw), "bytes": len(raw)})  # fmt: skip
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            raise DecodeError(f"pod list item is not JSON: {e}") from e
+    try:
+        meta = _pod_list.decode(rest).metadata
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as e:
+        raise DecodeError(f"pod list is not a PodList: {e}") from e
+    return items, *_list_meta(meta)
+
+
+def _decode_pod_list(body: bytes, *, whole: bool) -> tuple[list[WatchLine], str, str | None]:
+    items: list[WatchLine]
+    try:
+        if not whole:
+            try:
+                typed = _typed_pod_list.decode(body)
+            except msgspec.ValidationError:
+                pass  # one odd item: decode them one by one below
+            else:
+                items = [WatchLine("ADDED", pod) for pod in typed.items or []]
+                return items, *_list_meta(typed.metadata)
+        doc = _pod_list.decode(body)
+        items = [WatchLine("ADDED", *_decode_pod(raw, whole=whole)) for raw in doc.items or []]
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise DecodeError(f"pod list is not a PodList: {e}") from e
+    return items, *_list_meta(doc.metadata)
+
+
+def _list_meta(meta: _ListMeta | None) -> tuple[str, str | None]:
+    meta = meta or _ListMeta()
+    return meta.resource_version or "", meta.continue_ or None
+
+
+def _decode_pod(raw: msgspec.Raw, *, whole: bool) -> tuple[Pod | None, Any]:
+    """A pod object -> (Struct or None when it is no JSON object, its whole JSON or None)."""
+    try:
+        pod = _pod.decode(raw)
+    except msgspec.ValidationError:
+        # A field of an unexpected type: keep the whole pod, and salvage the rest of the Struct
+        # (refusing the event would replay it forever from the same resourceVersion).
+        # msgspec.convert of the same JSON would refuse it again: salvage straight away.
+        doc = _any.decode(raw)
+        return (_salvage(doc, Pod) if isinstance(doc, dict) else None), doc
+    return pod, (_any.decode(raw) if whole else None)
+
+
+def decode_pod(raw: bytes) -> Pod:
+    """One pod's JSON -> its Struct (salvaged field by field if need be)."""
+    try:
+        pod, _ = _decode_pod(msgspec.Raw(raw), whole=False)
+    except RecursionError as e:
+        raise DecodeError(f"pod nested too deeply to decode ({scan_pod_key(raw)})") from e
+    if pod is None:
+        raise DecodeError(f"not a pod object: {raw[:80]!r}")
+    return pod
+
+
+# --- plain JSON (hand-made pods, odd fields) -> Struct -----------------------------------------
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def to_pod(doc: Mapping[str, Any]) -> Pod:
+    """A pod as plain JSON -> Pod; fields of an unexpected type are left at their default."""
+    try:
+        return msgspec.convert(doc, Pod)
+    except msgspec.ValidationError:
+        return _salvage(doc, Pod)
+
+
+def _salvage(doc: Mapping[str, Any], cls: type[S]) -> S:
+    kwargs: dict[str, Any] = {}
+    for f in msgspec.structs.fields(cls):
+        if f.encode_name not in doc:
+            continue
+        value = doc[f.encode_name]
+        try:
+            kwargs[f.name] = msgspec.convert(value, f.type)
+            continue
+        except msgspec.ValidationError:
+            pass
+        struct, listed = _struct_of(f.type)
+        if struct is None:
+            continue  # a scalar or map of the wrong type: its default
+        if not listed and isinstance(value, Mapping):
+            kwargs[f.name] = _salvage(value, struct)
+        elif listed and isinstance(value, list):
+            kwargs[f.name] = [_salvage(v, struct) for v in value if isinstance(v, Mapping)]
+    return cls(**kwargs)
+
+
+def _struct_of(annotation: Any) -> tuple[type[msgspec.Struct] | None, bool]:
+    """`X | None` or `list[X] | None` with X a Struct -> (X, is it a list)."""
+    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    for arg in args:
+        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
+            return arg, False
+        inner = typing.get_args(arg)
+        if (
+            typing.get_origin(arg) is list
+            and inner
+            and isinstance(inner[0], type)
+            and issubclass(inner[0], msgspec.Struct)
+        ):
+            return inner[0], True
+    return None, False
+
+
+def pod_key(pod: Pod | None) -> str:
+    """`namespace/name` for log lines."""
+    meta = pod.metadata if pod is not None else None
+    if meta is None:
+        return "?"
+    return f"{meta.namespace}/{meta.name}"

@@ -1,0 +1,1 @@
+"""The Kubernetes API: the client, its chunked watch reader, credentials and the lease."""

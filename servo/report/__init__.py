@@ -1,0 +1,1 @@
+"""Hand events to the backend: the durable outbox and the reporter that drains it."""

@@ -1,0 +1,62 @@
+"""`servo run` start-up: configuration (exit 2 on problems), logging, the kube client, the
+outbox, the reporter and the run loop, and the signals that stop it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sqlite3
+import threading
+from collections.abc import Mapping
+from types import FrameType
+
+from servo import __version__
+from servo.core.errors import EXIT_CONFIG, ConfigError
+from servo.system.config import load_config, print_config_error
+from servo.system.logs import configure_logging
+
+logger = logging.getLogger("servo")
+
+
+def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    """`servo run`: watch and report until SIGTERM or SIGINT; 2 for a configuration error."""
+    try:
+        cfg = load_config(environ, kubeconfig=getattr(args, "kubeconfig", None))
+    except ConfigError as e:
+        print_config_error(e)
+        return EXIT_CONFIG
+    configure_logging(debug=cfg.debug, fmt=getattr(args, "log_format", cfg.log_format))
+    logger.info("servo starting", extra={"version": __version__, "config": cfg.masked()})
+
+    # Imported late: the kubernetes client is slow to import, and a config error needs none.
+    from servo.kube.client import KubeClient, load_api_client
+    from servo.report.outbox import Outbox
+    from servo.report.reporter import Reporter
+    from servo.run.app import Servo
+
+    try:
+        api = load_api_client(cfg.kubeconfig, environ)
+    except ConfigError as e:
+        print_config_error(e)
+        return EXIT_CONFIG
+    try:
+        outbox = Outbox(cfg.report.outbox_dir)
+        outbox.depth()
+    except (OSError, sqlite3.Error) as e:
+        print_config_error(ConfigError([
+            f"OPTUNE_OUTBOX_DIR={cfg.report.outbox_dir!r}: cannot keep the outbox there ({e});"
+            " point it at a writable volume"]))  # fmt: skip
+        return EXIT_CONFIG
+    stop = threading.Event()
+    reporter = Reporter(cfg.report, outbox=outbox)
+    servo = Servo(cfg, KubeClient(api), reporter)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        servo.stop_reason = signal.Signals(signum).name
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    servo.run(stop)
+    return 0

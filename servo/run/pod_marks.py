@@ -1,0 +1,79 @@
+"""Marks the servo leaves on pods: the reported annotation and the guard finalizer's removal.
+
+Both are patches through the kube client; what the patches say is pure (core/patches.py). A pod
+that is gone, or was replaced by another of the same name, needs no mark: those answers are
+quiet; anything else is a WARNING and the next event or restart tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from servo.core.errors import KubeError
+from servo.core.models import Event, PodFacts
+from servo.core.patches import release_patch, reported_patch
+from servo.core.pods import GUARD_FINALIZER
+from servo.kube.client import KubeClient
+from servo.report.outbox import event_pod
+from servo.system.logs import pod_logger
+
+logger = logging.getLogger(__name__)
+
+
+class PodMarks:
+    def __init__(self, kube: KubeClient) -> None:
+        self.kube = kube
+
+    def mark_reported(self, event: Event) -> bool:
+        """Annotate the pod of a delivered MEASUREMENT; False when the API server refused for
+        now (the caller retries: an unmarked pod would be measured again after a restart)."""
+        if event.event != "MEASUREMENT":
+            return True
+        pod = event_pod(event)
+        if pod is None:
+            return True
+        try:
+            self.kube.patch_pod(pod["namespace"], pod["pod"],
+                                reported_patch(pod["uid"], event.id),
+                                content_type="application/merge-patch+json")  # fmt: skip
+        except KubeError as e:
+            if e.status in (404, 409, 422):
+                # Gone, or replaced by another pod of that name: nothing to measure twice.
+                return True
+            logger.warning("could not mark the pod as reported; will retry", extra={
+                "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
+                "error": e.message})  # fmt: skip
+            return False
+        return True
+
+    def release(self, facts: PodFacts, why: str) -> bool:
+        """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).
+        A concurrent change to the finalizers fails the patch's test: read again, retry.
+        False when it could not be done now (the caller retries later)."""
+        finalizers = facts.finalizers
+        try:
+            for _attempt in range(3):
+                try:
+                    self.kube.patch_pod(facts.namespace, facts.name,
+                                        release_patch(facts.uid, finalizers),
+                                        content_type="application/json-patch+json")  # fmt: skip
+                    pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
+                    return True
+                except KubeError as e:
+                    if e.status == 404:
+                        return True
+                    if e.status not in (409, 422):
+                        raise
+                current = self.kube.get_pod(facts.namespace, facts.name)
+                meta = (current or {}).get("metadata") or {}
+                if current is None or meta.get("uid") != facts.uid:
+                    return True  # gone, or another pod took the name: nothing of ours is left
+                finalizers = tuple(f for f in meta.get("finalizers") or [] if isinstance(f, str))
+                if GUARD_FINALIZER not in finalizers:
+                    return True
+        except KubeError as e:
+            pod_logger(logger, facts).warning("could not remove the guard finalizer; will retry",
+                extra={"status": e.status, "error": e.message})  # fmt: skip
+            return False
+        pod_logger(logger, facts).warning("guard finalizer kept changing; will retry")
+        return False

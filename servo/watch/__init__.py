@@ -1,0 +1,1 @@
+"""List and watch job pods in one scope, resuming from the last resource version."""

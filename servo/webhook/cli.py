@@ -1,0 +1,289 @@
+"""`servo webhook`: start-up of the admission webhook (config, TLS, version, server, signals).
+
+Wiring only: the decision is review.py's, the patch admission.py's, certificates and
+the caBundle tls.py's. Exit codes: 0 after SIGTERM/SIGINT, 2 for a configuration error,
+1 when it cannot listen or cannot install its self-generated CA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from servo.core.envread import is_ip_address
+from servo.core.errors import EXIT_CONFIG, ConfigError
+from servo.core.settings import MAX_PORT
+from servo.http.ops import OpsServer
+from servo.system.config import Config, load_config
+from servo.webhook.admission import MonitorSpec, parse_k8s_version
+from servo.webhook.config import WebhookConfig, load_webhook_config, use_native_sidecar
+from servo.webhook.metrics import WebhookMetrics
+from servo.webhook.review import Admitter, Exchange, ReporterSender
+from servo.webhook.server import WebhookServer
+
+logger = logging.getLogger(__name__)
+
+EXIT_FAILED = 1
+# Attempts (1 s apart, then 2, 4, ...) to install the CA before giving up at start.
+CA_PATCH_ATTEMPTS = 5
+
+DESCRIPTION = (
+    "Serve the mutating admission webhook over HTTPS: inject the monitor into new job pods in "
+    "the watched namespaces and apply the backend's ADJUST before they start. Reads the "
+    "servo's OPTUNE_* environment plus OPTUNE_WEBHOOK_* (README: The admission webhook)."
+)
+
+
+def add_webhook_parser(subparsers: Any) -> None:
+    """Add the `webhook` subcommand."""
+    p = subparsers.add_parser("webhook", help="serve the admission webhook (monitor, ADJUST)",
+                              description=DESCRIPTION)  # fmt: skip
+    p.add_argument("--port", type=int, default=None, help="HTTPS port (default 8443, or "
+                   "OPTUNE_WEBHOOK_PORT)")  # fmt: skip
+    p.add_argument("--bind", default=None, help="address to listen on (default 0.0.0.0)")
+    p.add_argument("--tls-cert", default=None, help="serving certificate PEM (default: "
+                   "OPTUNE_WEBHOOK_CERT; neither: self-generate)")  # fmt: skip
+    p.add_argument("--tls-key", default=None, help="its private key PEM (OPTUNE_WEBHOOK_KEY)")
+    p.add_argument(
+        "--kubeconfig",
+        # SUPPRESS: `servo --kubeconfig X webhook` keeps X (a subparser default would erase it).
+        default=argparse.SUPPRESS,
+        help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)",
+    )
+    p.add_argument("--log-format", choices=("json", "text"), default=argparse.SUPPRESS)
+
+
+def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Config, WebhookConfig]:
+    problems: list[str] = []
+    cfg: Config | None = None
+    wcfg: WebhookConfig | None = None
+    try:
+        cfg = load_config(environ, kubeconfig=getattr(args, "kubeconfig", None))
+    except ConfigError as e:
+        problems += e.problems
+    try:
+        wcfg = load_webhook_config(environ)
+    except ConfigError as e:
+        problems += e.problems
+    # Flags are checked even when the environment had problems, so one run lists them all.
+    base = wcfg or WebhookConfig(
+        cert_file=(environ.get("OPTUNE_WEBHOOK_CERT") or "").strip() or None,
+        key_file=(environ.get("OPTUNE_WEBHOOK_KEY") or "").strip() or None,
+    )
+    port = getattr(args, "port", None)
+    if port is not None and not 0 <= port <= MAX_PORT:
+        problems.append(f"--port {port}: expected 0..{MAX_PORT}")
+    bind = getattr(args, "bind", None)
+    if bind is not None and not is_ip_address(bind):
+        problems.append(f"--bind {bind[:60]!r}: expected an IP address to listen on")
+    cert = getattr(args, "tls_cert", None) or base.cert_file
+    key = getattr(args, "tls_key", None) or base.key_file
+    flags_given = getattr(args, "tls_cert", None) or getattr(args, "tls_key", None)
+    if flags_given and (cert is None) != (key is None):
+        problems.append("--tls-cert and --tls-key: give both, or neither")
+    for what, path in (("certificate", cert), ("key", key)):
+        if path is not None and not Path(path).is_file():
+            problems.append(f"TLS {what} {path}: no such file")
+    wcfg = replace(
+        base,
+        port=base.port if port is None else port,
+        bind=bind or base.bind,
+        cert_file=cert,
+        key_file=key,
+    )
+    if problems or cfg is None or wcfg is None:
+        raise ConfigError(problems)
+    return cfg, wcfg
+
+
+def server_version(api_client: Any) -> tuple[int, int] | None:
+    """(major, minor) from the API server's /version; None (with a warning) when unreadable."""
+    from kubernetes import client as k8s
+
+    try:
+        info = k8s.VersionApi(api_client).get_code(_request_timeout=10)
+    except Exception as e:  # noqa: BLE001 - any failure means "unknown": plain containers
+        logger.warning("cannot read /version; assuming an old cluster (plain container)",
+                       extra={"error": str(e)})  # fmt: skip
+        return None
+    return parse_k8s_version(info.major or "", info.minor or "", info.git_version or "")
+
+
+def _self_generated_tls(wcfg: WebhookConfig, api_client: Any,
+                        stop: threading.Event) -> tuple[Path, Path, bytes] | None:  # fmt: skip
+    from servo.webhook.tls import (
+        CaBundleError,
+        generate_ca,
+        generate_serving_cert,
+        patch_ca_bundle,
+        service_dns_names,
+        write_pair,
+    )
+
+    now = dt.datetime.now(dt.UTC)
+    ca = generate_ca(f"servo-webhook-ca {wcfg.service_namespace}", now=now)
+    names = service_dns_names(wcfg.service_name, wcfg.service_namespace) + ["localhost"]
+    serving = generate_serving_cert(ca, names, now=now, ip_addresses=["127.0.0.1"])
+    directory = Path(wcfg.tls_dir)
+    write_pair(ca, directory, "ca", with_key=False)  # the CA's key is not needed again
+    cert_path, key_path = write_pair(serving, directory, "tls")
+    if not wcfg.patch_ca:
+        logger.info("self-generated CA not installed (OPTUNE_WEBHOOK_PATCH_CA=false)",
+                    extra={"ca": str(directory / "ca.crt")})  # fmt: skip
+        return cert_path, key_path, ca.cert_pem
+    wait_s = 1.0
+    for attempt in range(1, CA_PATCH_ATTEMPTS + 1):
+        try:
+            changed = patch_ca_bundle(api_client, wcfg.webhook_config_name, ca.cert_pem,
+                                      service=wcfg.service_name,
+                                      namespace=wcfg.service_namespace)  # fmt: skip
+            logger.info("caBundle installed", extra={"webhooks": changed,
+                        "config": wcfg.webhook_config_name})  # fmt: skip
+            return cert_path, key_path, ca.cert_pem
+        except CaBundleError as e:
+            log = logger.error if attempt == CA_PATCH_ATTEMPTS else logger.warning
+            log("caBundle patch failed", extra={"attempt": attempt, "error": str(e)})
+        if stop.wait(wait_s):
+            return None
+        wait_s *= 2
+    return None
+
+
+def _recheck_ca(wcfg: WebhookConfig, api_client: Any, ca_pem: bytes, stop: threading.Event) -> None:
+    """Put the CA back when someone replaced the configuration without it."""
+    from servo.webhook.tls import CaBundleError, patch_ca_bundle
+
+    while not stop.wait(wcfg.ca_recheck_s):
+        try:
+            if patch_ca_bundle(
+                api_client,
+                wcfg.webhook_config_name,
+                ca_pem,
+                service=wcfg.service_name,
+                namespace=wcfg.service_namespace,
+            ):
+                logger.warning("caBundle was missing or stale; installed again")  # fmt: skip
+        except CaBundleError as e:
+            logger.warning("caBundle check failed", extra={"error": str(e)})
+
+
+def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
+                stop: threading.Event | None = None) -> int:  # fmt: skip
+    """Run the webhook until SIGTERM/SIGINT (or `stop`, for tests); return the exit status."""
+    try:
+        cfg, wcfg = _load(args, environ)
+    except ConfigError as e:
+        lines = "\n".join(f"  - {p}" for p in e.problems)
+        print(f"servo webhook: configuration error ({len(e.problems)} problem(s)):\n{lines}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_CONFIG
+    from servo.system.logs import configure_logging
+
+    configure_logging(debug=cfg.debug, fmt=getattr(args, "log_format", None) or cfg.log_format)
+    logger.info("webhook starting", extra={"config": cfg.masked(), "port": wcfg.port,
+                "sidecar_style": wcfg.sidecar_style, "budget_s": wcfg.budget_s})  # fmt: skip
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    self_generated = wcfg.cert_file is None
+    need_api = (wcfg.sidecar_style == "auto" and wcfg.k8s_version is None) or (
+        self_generated and wcfg.patch_ca
+    )
+    api_client: Any = None
+    if need_api:
+        from servo.kube.client import load_api_client
+
+        try:
+            api_client = load_api_client(cfg.kubeconfig, environ)
+        except ConfigError as e:
+            print(f"servo webhook: configuration error:\n  - {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    version = None
+    if wcfg.sidecar_style == "auto" and wcfg.k8s_version is None:
+        version = server_version(api_client)
+    native = use_native_sidecar(wcfg, version)
+    logger.info("sidecar style chosen", extra={"native": native, "k8s_version": str(version)})
+
+    from servo.webhook.tls import CertReloader, server_context
+
+    ca_pem: bytes | None = None
+    if self_generated:
+        try:
+            made = _self_generated_tls(wcfg, api_client, stop)
+        except OSError as e:
+            print(
+                f"servo webhook: configuration error:\n  - OPTUNE_WEBHOOK_TLS_DIR="
+                f"{wcfg.tls_dir!r}: cannot write the TLS files there ({e})",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        if made is None:
+            return 0 if stop.is_set() else EXIT_FAILED
+        cert_path, key_path, ca_pem = made
+    else:
+        assert wcfg.cert_file is not None and wcfg.key_file is not None
+        cert_path, key_path = Path(wcfg.cert_file), Path(wcfg.key_file)
+    try:
+        ctx = server_context(cert_path, key_path)
+    except (OSError, ValueError) as e:
+        print(f"servo webhook: cannot load TLS certificate {cert_path}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    monitor = MonitorSpec(name=cfg.stats.monitor_container, image=cfg.sleeper_image,
+                          stats_url=wcfg.stats_url, native=native)  # fmt: skip
+    metrics = WebhookMetrics()
+    exchange = (
+        Exchange(
+            ReporterSender(cfg.report), budget_s=wcfg.budget_s, ranges=wcfg.ranges, metrics=metrics
+        )  # fmt: skip
+        if wcfg.exchange
+        else None
+    )
+    admitter = Admitter(cfg, monitor=monitor, exchange=exchange, metrics=metrics)
+    server = WebhookServer(admitter, ctx,
+                           bind=wcfg.bind, port=wcfg.port,
+                           before_accept=None if self_generated else
+                           CertReloader(ctx, cert_path, key_path))  # fmt: skip
+    try:
+        server.start()
+    except OSError as e:
+        print(f"servo webhook: cannot listen on {wcfg.bind}:{wcfg.port}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    ops = _start_ops(cfg, metrics, server)
+    if ca_pem is not None and wcfg.patch_ca and wcfg.ca_recheck_s > 0:
+        threading.Thread(target=_recheck_ca, args=(wcfg, api_client, ca_pem, stop),
+                         name="ca-recheck", daemon=True).start()  # fmt: skip
+    stop.wait()
+    logger.info("webhook stopping")
+    if ops is not None:
+        ops.stop()
+    server.stop()
+    return 0
+
+
+def _start_ops(cfg: Config, metrics: WebhookMetrics, server: WebhookServer) -> OpsServer | None:
+    """/metrics, /healthz and /readyz in plain HTTP on the metrics port (OPTUNE_METRICS_PORT),
+    as the servo has them: Prometheus then needs no TLS settings for the webhook."""
+
+    def serving() -> tuple[bool, dict[str, Any]]:
+        return server.serving, {"port": server.bound_port}
+
+    ops = OpsServer(metrics.registry, health=serving, ready=serving,
+                    bind=cfg.metrics.bind, port=cfg.metrics.port)  # fmt: skip
+    try:
+        ops.start()
+    except OSError as e:
+        # The webhook itself still works; only its metrics and plain-HTTP probes are missing.
+        logger.error("metrics and probes cannot listen", extra={
+            "port": cfg.metrics.port, "error": str(e)})  # fmt: skip
+        return None
+    return ops

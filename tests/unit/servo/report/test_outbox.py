@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from servo.core.models import Event, PodFacts
+from servo.core.patches import release_patch, reported_patch, valve_due
+from servo.report.outbox import Outbox, event_pod
+
+
+def ev(i: int, name: str = "MEASUREMENT") -> Event:
+    return Event(id=f"u{i}:{name}", event=name, app_id=f"A{i}", param={"n": i})
+
+
+def test_put_is_idempotent_and_survives_reopening(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    assert box.put(ev(1), now_s=100) is True
+    assert box.put(ev(1), now_s=101) is False  # same id: nothing added
+    box.put(ev(2), now_s=102)
+    box.close()
+    again = Outbox(tmp_path)  # a restart
+    assert again.depth() == 2 and again.oldest_created() == 100
+    [first, second] = again.due(now_s=200, limit=10)
+    assert first.event == ev(1) and second.event.param == {"n": 2}
+
+
+def test_due_skips_in_flight_and_postponed(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    for i in range(5):
+        box.put(ev(i), now_s=10 + i)
+    box.postpone("u0:MEASUREMENT", next_at_s=100, error="HTTP 503")
+    got = [p.event.id for p in box.due(now_s=50, limit=2, skip={"u1:MEASUREMENT"})]
+    assert got == ["u2:MEASUREMENT", "u3:MEASUREMENT"]
+    [later] = [p for p in box.due(now_s=100, limit=10) if p.event.id == "u0:MEASUREMENT"]
+    assert later.attempts == 1
+
+
+def test_delivered_and_dropped_leave(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    box.put(ev(1), now_s=1)
+    box.put(ev(2), now_s=2)
+    box.delivered("u1:MEASUREMENT", now_s=3)
+    box.drop("u2:MEASUREMENT")
+    assert box.depth() == 0 and box.oldest_created() is None
+    assert box.due(now_s=10, limit=10) == [] and box.ids() == set()
+
+
+def test_a_delivered_event_put_again_is_not_sent_again_until_pruned(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    box.put(ev(1), now_s=0)
+    box.delivered("u1:MEASUREMENT", now_s=10)
+    assert box.put(ev(1), now_s=20) is False  # a restart measured the pod again
+    assert box.depth() == 0 and box.due(now_s=30, limit=10) == []
+    assert box.prune(now_s=10 + 3600, keep_s=7200) == 0
+    assert box.prune(now_s=10 + 7201, keep_s=7200) == 1
+    assert box.put(ev(1), now_s=8000) is True  # forgotten after the tombstone period
+
+
+def test_older_than(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    box.put(ev(1), now_s=1)
+    box.put(ev(2), now_s=50)
+    assert [p.event.id for p in box.older_than(10)] == ["u1:MEASUREMENT"]
+
+
+def test_event_pod_reads_the_base_annotations() -> None:
+    e = Event("x", "MEASUREMENT", "A", {"annotations": {"namespace": "n", "pod": "p", "uid": "u"}})
+    assert event_pod(e) == {"namespace": "n", "pod": "p", "uid": "u"}
+    assert event_pod(Event("x", "HELLO", "_global_", {"account": "a"})) is None
+    assert event_pod(Event("x", "MEASUREMENT", "A", None)) is None
+
+
+def test_guard_patches() -> None:
+    ops = release_patch("u1", ("a", "servo.optune.io/measure", "b"))
+    assert ops[0] == {"op": "test", "path": "/metadata/uid", "value": "u1"}
+    assert ops[1]["value"] == ["a", "servo.optune.io/measure", "b"]
+    assert ops[2] == {"op": "replace", "path": "/metadata/finalizers", "value": ["a", "b"]}
+    assert reported_patch("u1", "u1:MEASUREMENT") == {"metadata": {
+        "uid": "u1", "annotations": {"servo.optune.io/reported": "u1:MEASUREMENT"}}}  # fmt: skip
+    facts = PodFacts(uid="u", namespace="n", name="p", app_id="A",
+                     finalizers=("servo.optune.io/measure",), deleted_s=100.0)  # fmt: skip
+    assert not valve_due(facts, now_s=699, max_age_s=600)
+    assert valve_due(facts, now_s=700, max_age_s=600)
+    assert not valve_due(PodFacts(uid="u", namespace="n", name="p", app_id="A", deleted_s=1),
+                         now_s=1e9, max_age_s=1)  # fmt: skip

@@ -27,16 +27,41 @@ from tests.support.faults.outcome import Outcome  # noqa: E402
 from tests.support.faults.scenarios import SCENARIOS  # noqa: E402
 
 # Jobs per scenario as a share of --jobs (the slow or narrow ones run fewer).
-SHARE = {"graceful-shutdown": 0.1, "patch-503-outage": 0.1, "patch-503-outage-guard": 0.1,
-         "backlog-restart": 0.3}  # fmt: skip
-COLUMNS = ("scenario", "jobs", "stored", "lost", "known", "duplicated", "deliveries", "attempts",
-           "kills", "seconds", "ok")  # fmt: skip
+SHARE = {
+    "graceful-shutdown": 0.1,
+    "patch-503-outage": 0.1,
+    "patch-503-outage-guard": 0.1,
+    "backlog-restart": 0.3,
+}
+COLUMNS = (
+    "scenario",
+    "jobs",
+    "stored",
+    "lost",
+    "known",
+    "duplicated",
+    "deliveries",
+    "attempts",
+    "kills",
+    "seconds",
+    "ok",
+)
 
 
 def row(out: Outcome) -> tuple[str, ...]:
-    return (out.scenario, str(out.jobs), str(out.stored), str(out.lost), str(out.known_lost),
-            str(out.duplicated), str(out.deliveries), str(out.attempts), str(out.kills),
-            f"{out.seconds:.1f}", "OK" if out.ok else "NO")  # fmt: skip
+    return (
+        out.scenario,
+        str(out.jobs),
+        str(out.stored),
+        str(out.lost),
+        str(out.known_lost),
+        str(out.duplicated),
+        str(out.deliveries),
+        str(out.attempts),
+        str(out.kills),
+        f"{out.seconds:.1f}",
+        "OK" if out.ok else "NO",
+    )
 
 
 def table(rows: list[tuple[str, ...]]) -> str:
@@ -58,10 +83,18 @@ def main() -> int:
     )
     ap.add_argument("--jobs", type=int, default=1000, help="jobs per scenario (default 1000)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS),
-                    help="run only this one (repeatable); default: all")  # fmt: skip
-    ap.add_argument("--kills", type=int, default=None, help="SIGKILLs in servo-killed "
-                    "(default: one per 25 jobs, at least 3)")  # fmt: skip
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        choices=sorted(SCENARIOS),
+        help="run only this one (repeatable); default: all",
+    )
+    ap.add_argument(
+        "--kills",
+        type=int,
+        default=None,
+        help="SIGKILLs in servo-killed (default: one per 25 jobs, at least 3)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the work directories (logs)")
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # the in-process collector's lines; the servo logs to files
@@ -80,8 +113,21 @@ def main() -> int:
             out = SCENARIOS[name](base / name, **kwargs)
         except AssertionError as e:
             print(f"  {name} did not settle: {str(e)[:2000]}", file=sys.stderr)
-            rows.append((name, str(jobs), "-", "-", "-", "-", "-", "-", "-",
-                         f"{time.monotonic() - started:.1f}", "NO"))  # fmt: skip
+            rows.append(
+                (
+                    name,
+                    str(jobs),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    f"{time.monotonic() - started:.1f}",
+                    "NO",
+                )
+            )
             continue
         rows.append(row(out))
         shown = {
@@ -89,14 +135,16 @@ def main() -> int:
             for k, v in out.notes.items()
             if k not in ("deleted_while_down", "left_in_outbox", "expected_in_outbox")
         }
-        notes.append(f"{name}: {shown}" + (f"; servo errors: {out.errors[:3]}" if out.errors
-                                           else ""))  # fmt: skip
+        notes.append(
+            f"{name}: {shown}" + (f"; servo errors: {out.errors[:3]}" if out.errors else "")
+        )
     print(table(rows))
     print()
     for n in notes:
         print(n)
-    print(f"\nseed {args.seed}; work directories under {base}" + ("" if args.keep else
-                                                              " (removed)"))  # fmt: skip
+    print(
+        f"\nseed {args.seed}; work directories under {base}" + ("" if args.keep else " (removed)")
+    )
     if not args.keep:
         import shutil
 

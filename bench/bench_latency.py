@@ -256,10 +256,15 @@ def main(argv: list[str] | None = None) -> int:
         assert servo.started.wait(60), "servo never started"
         assert all(s.watch.synced.wait(60) for s in servo.scopes), "servo never listed pods"
         time.sleep(0.5)  # the watch is open after the list
-        print(f"{count} job pods listed Running; terminating them at {args.rate:g}/s for "
-              f"{args.seconds:g} s (outbox on, {cfg.report.workers} report workers)")  # fmt: skip
-        procs = {"servo": psutil.Process(), "emulator": psutil.Process(emu_proc.pid),
-                 "backend": psutil.Process(be_proc.pid)}  # fmt: skip
+        print(
+            f"{count} job pods listed Running; terminating them at {args.rate:g}/s for "
+            f"{args.seconds:g} s (outbox on, {cfg.report.workers} report workers)"
+        )
+        procs = {
+            "servo": psutil.Process(),
+            "emulator": psutil.Process(emu_proc.pid),
+            "backend": psutil.Process(be_proc.pid),
+        }
         cpu0 = {k: _cpu_s(p) for k, p in procs.items()}
         emu.send("go")
         driven = emu.recv()
@@ -305,14 +310,19 @@ def main(argv: list[str] | None = None) -> int:
                 r = "" if seen is None or got_at is None else f"{(got_at - seen) * 1000:.2f}"
                 f.write(f"{t - t0:.4f},{w},{r}\n")
     achieved = count / driven["elapsed_s"]
-    print(f"driver: {count} terminating updates in {driven['elapsed_s']:.2f} s = {achieved:.0f}/s"
-          f" ({driven['late']} more than 10 ms behind schedule)")  # fmt: skip
-    print("CPU while driving, % of one core: "
-          + ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items()))  # fmt: skip
-    for who, gc_ms in (("emulator", driven["gc_pauses_ms"]), ("servo", servo_gc_ms),
-                       ("backend", backend_gc_ms)):  # fmt: skip
-        print(f"{who} full GC pauses: {len(gc_ms)}, "
-              f"{', '.join(f'{x:.0f}' for x in gc_ms) or '-'} ms")  # fmt: skip
+    print(
+        f"driver: {count} terminating updates in {driven['elapsed_s']:.2f} s = {achieved:.0f}/s"
+        f" ({driven['late']} more than 10 ms behind schedule)"
+    )
+    print("CPU while driving, % of one core: " + ", ".join(f"{k} {v:.0f}%" for k, v in cpu.items()))
+    for who, gc_ms in (
+        ("emulator", driven["gc_pauses_ms"]),
+        ("servo", servo_gc_ms),
+        ("backend", backend_gc_ms),
+    ):
+        print(
+            f"{who} full GC pauses: {len(gc_ms)}, {', '.join(f'{x:.0f}' for x in gc_ms) or '-'} ms"
+        )
     if achieved < 0.95 * args.rate:
         print(f"note: the emulator sustained only {achieved:.0f} updates/s, not {args.rate:g}")
     print(f"measurements received: {len(latencies)} of {count} (backend saw {got})")
@@ -320,17 +330,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report latency at {args.rate:g}/s | p50 <= 20 ms, p99 <= 100 ms | none | MISS")
         return 1
     p50, p90, p99 = (percentile(latencies, q) for q in (50, 90, 99))
-    print(f"latency ms: p50 {p50:.1f}, p90 {p90:.1f}, p99 {p99:.1f}, max {max(latencies):.1f}, "
-          f"mean {statistics.fmean(latencies):.1f}")  # fmt: skip
-    for label, part in (("commit -> servo handles the event", watch_ms),
-                        ("servo handles it -> backend receives", send_ms)):  # fmt: skip
+    print(
+        f"latency ms: p50 {p50:.1f}, p90 {p90:.1f}, p99 {p99:.1f}, max {max(latencies):.1f}, "
+        f"mean {statistics.fmean(latencies):.1f}"
+    )
+    for label, part in (
+        ("commit -> servo handles the event", watch_ms),
+        ("servo handles it -> backend receives", send_ms),
+    ):
         if part:
-            print(f"  {label}: p50 {percentile(part, 50):.1f}, p99 {percentile(part, 99):.1f}, "
-                  f"max {max(part):.1f} ms")  # fmt: skip
+            print(
+                f"  {label}: p50 {percentile(part, 50):.1f}, p99 {percentile(part, 99):.1f}, "
+                f"max {max(part):.1f} ms"
+            )
     ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS and len(latencies) == count
     verdict = "PASS" if ok else "MISS"
-    print(f"report latency at {achieved:.0f} completions/s, outbox on | p50 <= 20 ms, "
-          f"p99 <= 100 ms | p50 {p50:.1f} ms, p99 {p99:.1f} ms | {verdict}")  # fmt: skip
+    print(
+        f"report latency at {achieved:.0f} completions/s, outbox on | p50 <= 20 ms, "
+        f"p99 <= 100 ms | p50 {p50:.1f} ms, p99 {p99:.1f} ms | {verdict}"
+    )
     return 0
 
 

@@ -112,13 +112,19 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"pods tracked: {len(tracker.pending):,} (running job pods, {len(line):,} B of JSON each)"
     )
-    print(f"RSS before {before / 2**20:.1f} MiB, after {after / 2**20:.1f} MiB: "
-          f"+{(after - before) / 2**20:.2f} MiB = {per_pod_rss:,.0f} B/pod")  # fmt: skip
-    print(f"tracemalloc, still allocated by the tracked pods: {traced / 2**20:.2f} MiB = "
-          f"{per_pod_traced:,.0f} B/pod")  # fmt: skip
+    print(
+        f"RSS before {before / 2**20:.1f} MiB, after {after / 2**20:.1f} MiB: "
+        f"+{(after - before) / 2**20:.2f} MiB = {per_pod_rss:,.0f} B/pod"
+    )
+    print(
+        f"tracemalloc, still allocated by the tracked pods: {traced / 2**20:.2f} MiB = "
+        f"{per_pod_traced:,.0f} B/pod"
+    )
     verdict = "PASS" if per_pod_rss <= TARGET_BYTES else "MISS"
-    print(f"RSS growth per tracked pod ({n:,} pods) | <= 1 KiB | {per_pod_rss:,.0f} B "
-          f"(tracemalloc {per_pod_traced:,.0f} B) | {verdict}")  # fmt: skip
+    print(
+        f"RSS growth per tracked pod ({n:,} pods) | <= 1 KiB | {per_pod_rss:,.0f} B "
+        f"(tracemalloc {per_pod_traced:,.0f} B) | {verdict}"
+    )
     return 0
 
 

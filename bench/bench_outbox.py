@@ -180,27 +180,37 @@ def main(argv: list[str] | None = None) -> int:
     workers = load_config({"OPTUNE_ACCOUNT": "x"}).report.workers
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp, BackendProcess() as backend:
         rate = put_rate(f"{tmp}/put", measurement_events(args.put_events, "put"))
-        print(f"(a) Outbox.put, one thread, {args.put_events} events: {rate:,.0f} events/s "
-              f"durably (one commit each; target >= {TARGET_PUT_RATE:,.0f})")  # fmt: skip
+        print(
+            f"(a) Outbox.put, one thread, {args.put_events} events: {rate:,.0f} events/s "
+            f"durably (one commit each; target >= {TARGET_PUT_RATE:,.0f})"
+        )
         sub, delivered = submit_rate(
             backend.url_template, f"{tmp}/submit", measurement_events(args.put_events, "sub")
         )
-        print(f"(a) Reporter.submit with outbox, {workers} workers delivering meanwhile: "
-              f"{sub:,.0f} events/s submitted, {delivered:,.0f} events/s end to end "
-              f"(submitted and delivered)")  # fmt: skip
+        print(
+            f"(a) Reporter.submit with outbox, {workers} workers delivering meanwhile: "
+            f"{sub:,.0f} events/s submitted, {delivered:,.0f} events/s end to end "
+            f"(submitted and delivered)"
+        )
         seconds, sent = drain(
             backend.url_template, f"{tmp}/drain", measurement_events(args.backlog, "drain")
         )
-        print(f"(b) backlog of {args.backlog:,} drained in {seconds:.1f} s "
-              f"({sent / seconds:,.0f} events/s, {workers} workers; target < "
-              f"{TARGET_DRAIN_S:.0f} s); backend got {backend.accepted():,} in all")  # fmt: skip
+        print(
+            f"(b) backlog of {args.backlog:,} drained in {seconds:.1f} s "
+            f"({sent / seconds:,.0f} events/s, {workers} workers; target < "
+            f"{TARGET_DRAIN_S:.0f} s); backend got {backend.accepted():,} in all"
+        )
     put_ok = min(rate, sub) >= TARGET_PUT_RATE
     drain_ok = seconds < TARGET_DRAIN_S
-    print(f"outbox durable writes | >= {TARGET_PUT_RATE:,.0f}/s | put {rate:,.0f}/s, submit "
-          f"{sub:,.0f}/s | {'PASS' if put_ok else 'MISS'}")  # fmt: skip
+    print(
+        f"outbox durable writes | >= {TARGET_PUT_RATE:,.0f}/s | put {rate:,.0f}/s, submit "
+        f"{sub:,.0f}/s | {'PASS' if put_ok else 'MISS'}"
+    )
     verdict = "PASS" if drain_ok else "MISS"
-    print(f"outbox backlog of {args.backlog:,} drained | < {TARGET_DRAIN_S:.0f} s | "
-          f"{seconds:.1f} s ({sent / seconds:,.0f}/s) | {verdict}")  # fmt: skip
+    print(
+        f"outbox backlog of {args.backlog:,} drained | < {TARGET_DRAIN_S:.0f} s | "
+        f"{seconds:.1f} s ({sent / seconds:,.0f}/s) | {verdict}"
+    )
     return 0
 
 

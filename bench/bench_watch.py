@@ -323,8 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         server.bodies = {k: v[0] for k, v in bodies.items()}
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        print(f"{n} events per stream, {args.rounds} rounds per loop, best round reported; "
-              f"cores: {os.cpu_count()}")  # fmt: skip
+        print(
+            f"{n} events per stream, {args.rounds} rounds per loop, best round reported; "
+            f"cores: {os.cpu_count()}"
+        )
         for stream, (_, payload, completions) in bodies.items():
             url = f"{base}/api/v1/namespaces/{stream}/pods?watch=true&resourceVersion=1"
             bare_s: list[float] = []

@@ -41,9 +41,10 @@ DESCRIPTION = (
 def add_check_parser(subparsers: Any) -> None:
     """Add the `check` subcommand."""
     p = subparsers.add_parser(
-        "check", help="check the configuration, cluster access and backend (first-time setup)",
+        "check",
+        help="check the configuration, cluster access and backend (first-time setup)",
         description=DESCRIPTION,
-    )  # fmt: skip
+    )
     p.add_argument(
         "--kubeconfig",
         # SUPPRESS: `servo --kubeconfig X check` keeps X (a subparser default would erase it).

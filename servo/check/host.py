@@ -107,8 +107,9 @@ def check_cgroups(sys_root: Path | None, *, pod_uid: str | None = None) -> Check
         "the host's /sys"
     )
     if not cgroup_root.is_dir():
-        return CheckResult(name, Status.FAIL, f"no cgroup hierarchy at {cgroup_root}",
-                           fix=mount_fix)  # fmt: skip
+        return CheckResult(
+            name, Status.FAIL, f"no cgroup hierarchy at {cgroup_root}", fix=mount_fix
+        )
     version = detect_version(cgroup_root)
     base = cgroup_root if version == "v2" else cgroup_root / V1_MEMORY_DIR
     if version == "v1" and not base.is_dir():

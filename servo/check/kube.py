@@ -262,9 +262,13 @@ def check_token_reviews(creds: Any, *, timeout_s: float) -> CheckResult:
     name = "tokenreviews"
     try:
         allowed = access_review(
-            creds, verb="create", resource="tokenreviews", group=TOKEN_REVIEW_GROUP,
-            namespace=None, timeout_s=timeout_s,
-        )  # fmt: skip
+            creds,
+            verb="create",
+            resource="tokenreviews",
+            group=TOKEN_REVIEW_GROUP,
+            namespace=None,
+            timeout_s=timeout_s,
+        )
     except KubeError as e:
         return rbac_result(name, "", {}, None, unasked=str(e))
     if allowed:

@@ -29,10 +29,12 @@ def _setting(args: argparse.Namespace, key: str, environ: Mapping[str, str], env
     return value if value is not None else environ.get(env, "").strip()
 
 
-def _tokens(args: argparse.Namespace, environ: Mapping[str, str],
-            problems: list[str]) -> list[TokenGrant]:  # fmt: skip
-    grants, bad = parse_tokens(environ.get("COLLECTOR_TOKENS", ""), source="COLLECTOR_TOKENS",
-                               sep=",")  # fmt: skip
+def _tokens(
+    args: argparse.Namespace, environ: Mapping[str, str], problems: list[str]
+) -> list[TokenGrant]:
+    grants, bad = parse_tokens(
+        environ.get("COLLECTOR_TOKENS", ""), source="COLLECTOR_TOKENS", sep=","
+    )
     problems += bad
     path = _setting(args, "tokens_file", environ, "COLLECTOR_TOKENS_FILE")
     if path:
@@ -47,8 +49,9 @@ def _tokens(args: argparse.Namespace, environ: Mapping[str, str],
     return grants
 
 
-def _responses(args: argparse.Namespace, environ: Mapping[str, str],
-               problems: list[str]) -> dict[str, Any]:  # fmt: skip
+def _responses(
+    args: argparse.Namespace, environ: Mapping[str, str], problems: list[str]
+) -> dict[str, Any]:
     path = _setting(args, "responses", environ, "COLLECTOR_RESPONSES")
     if not path:
         return {}
@@ -72,14 +75,24 @@ def collector_from_args(args: argparse.Namespace, environ: Mapping[str, str]) ->
     if problem := bind_problem(bind, has_tokens=bool(grants), open_=is_open, name=name):
         problems.append(problem)
     check_or_raise(problems)
-    retention = Retention(max_age_s=limits["retention_days"] * 86400.0,
-                          max_runs=limits["max_runs"], max_app_bytes=limits["max_app_bytes"],
-                          max_db_bytes=limits["max_db_bytes"])  # fmt: skip
+    retention = Retention(
+        max_age_s=limits["retention_days"] * 86400.0,
+        max_runs=limits["max_runs"],
+        max_app_bytes=limits["max_app_bytes"],
+        max_db_bytes=limits["max_db_bytes"],
+    )
     path = args.db or default_db_path(environ)
     try:
         store = EventStore(path, retention=retention)
     except (OSError, sqlite3.Error) as e:
         check_or_raise([f"--db {path}: cannot open the store: {e}"])
         raise
-    return Collector(store, tuple(grants), responses, bind=bind, port=limits["port"],
-                     is_open=is_open, max_event_bytes=limits["max_event_bytes"])  # fmt: skip
+    return Collector(
+        store,
+        tuple(grants),
+        responses,
+        bind=bind,
+        port=limits["port"],
+        is_open=is_open,
+        max_event_bytes=limits["max_event_bytes"],
+    )

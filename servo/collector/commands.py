@@ -33,21 +33,38 @@ def add_collector_parser(sub: Any) -> None:
         description="Receive protocol events from servos (and `servo measure`), store them in "
         "SQLite, answer WHATS_NEXT, and serve a page of jobs and their histories at /.",
     )
-    p.add_argument("--bind", default=None, help="address to listen on (env COLLECTOR_BIND; "
-                   "default 0.0.0.0 with tokens or --open, else 127.0.0.1)")  # fmt: skip
-    p.add_argument("--open", action="store_true", default=False,
-                   help="without tokens, take writes from anyone who reaches the address "
-                   "(env COLLECTOR_OPEN=true)")  # fmt: skip
+    p.add_argument(
+        "--bind",
+        default=None,
+        help="address to listen on (env COLLECTOR_BIND; "
+        "default 0.0.0.0 with tokens or --open, else 127.0.0.1)",
+    )
+    p.add_argument(
+        "--open",
+        action="store_true",
+        default=False,
+        help="without tokens, take writes from anyone who reaches the address "
+        "(env COLLECTOR_OPEN=true)",
+    )
     for limit in LIMITS:
-        p.add_argument(limit.flag, default=None, metavar="N",
-                       help=f"{limit.help} (env {limit.env}; {limit.lo}..{limit.hi}, "
-                       f"default {limit.default})")  # fmt: skip
-    p.add_argument("--db", default=None, help="SQLite file (default: $SERVO_DB or "
-                   "~/.local/share/servo/servo.db)")  # fmt: skip
-    p.add_argument("--tokens-file", default=None,
-                   help="file of accepted bearer tokens, one per line: TOKEN (any account) or "
-                   "ACCOUNT:TOKEN (env COLLECTOR_TOKENS_FILE; also COLLECTOR_TOKENS, "
-                   "comma-separated)")  # fmt: skip
+        p.add_argument(
+            limit.flag,
+            default=None,
+            metavar="N",
+            help=f"{limit.help} (env {limit.env}; {limit.lo}..{limit.hi}, default {limit.default})",
+        )
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default: $SERVO_DB or ~/.local/share/servo/servo.db)",
+    )
+    p.add_argument(
+        "--tokens-file",
+        default=None,
+        help="file of accepted bearer tokens, one per line: TOKEN (any account) or "
+        "ACCOUNT:TOKEN (env COLLECTOR_TOKENS_FILE; also COLLECTOR_TOKENS, "
+        "comma-separated)",
+    )
     p.add_argument(
         "--responses",
         default=None,
@@ -64,8 +81,11 @@ def add_report_parser(sub: Any) -> None:
         description="Runs, failures, duration / CPU / peak memory p50, p95 and "
         "max, last run and trend per app id, from the local SQLite store.",
     )
-    p.add_argument("--db", default=None, help="SQLite file (default: $SERVO_DB or "
-                   "~/.local/share/servo/servo.db)")  # fmt: skip
+    p.add_argument(
+        "--db",
+        default=None,
+        help="SQLite file (default: $SERVO_DB or ~/.local/share/servo/servo.db)",
+    )
     p.add_argument("--app", default=None, help="only this app id")
     p.add_argument("--since", default=None, help="only runs since: 24h, 7d, 2026-11-01, ...")
     p.add_argument("--format", choices=FORMATS, default="table")
@@ -85,12 +105,16 @@ def run_collector(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         collector.start()
     except OSError as e:
-        print(f"servo collector: cannot listen on {collector.bind}:{collector.port}: {e}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"servo collector: cannot listen on {collector.bind}:{collector.port}: {e}",
+            file=sys.stderr,
+        )
         collector.store.close()
         return 1
-    print(f"servo collector: {collector.url}/ (POST events to {collector.url_template()})",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"servo collector: {collector.url}/ (POST events to {collector.url_template()})",
+        file=sys.stderr,
+    )
     stop.wait()
     collector.stop()
     collector.store.close()
@@ -101,8 +125,9 @@ def run_report(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     """`servo report`: the stored runs per job, as text; 1 without a store, 2 for a bad flag."""
     path = args.db or default_db_path(environ)
     if not os.path.exists(path):
-        print(f"servo report: no store at {path} yet (run: servo measure -- sleep 1)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"servo report: no store at {path} yet (run: servo measure -- sleep 1)", file=sys.stderr
+        )
         return 1
     try:
         with EventStore(path) as store:

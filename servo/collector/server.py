@@ -75,11 +75,15 @@ class Collector:
 
         self._server = BackgroundServer(Handler, self.bind, self.port, "collector")
         if not self.grants and self.is_open:
-            logger.warning("collector is open: anyone who reaches it may write events",
-                           extra={"bind": self.bind})  # fmt: skip
+            logger.warning(
+                "collector is open: anyone who reaches it may write events",
+                extra={"bind": self.bind},
+            )
         elif not self.grants:
-            logger.warning("collector accepts events without a token, from this host only",
-                           extra={"bind": self.bind})  # fmt: skip
+            logger.warning(
+                "collector accepts events without a token, from this host only",
+                extra={"bind": self.bind},
+            )
         logger.info("collector listening", extra={"url": self.url, "db": str(self.store.path)})
         return self
 
@@ -122,8 +126,11 @@ class Collector:
         return new, {**answer, "dropped": dict(post.dropped)} if post.dropped else answer
 
     def jobs(self) -> list[dict[str, Any]]:
-        runs = [r for e in self.store.events(event="MEASUREMENT")
-                if (r := run_from_body(e.app_id, e.received_at, e.body))]  # fmt: skip
+        runs = [
+            r
+            for e in self.store.events(event="MEASUREMENT")
+            if (r := run_from_body(e.app_id, e.received_at, e.body))
+        ]
         return [summary_json(s) for s in summarise(runs)]
 
     def history(self, app_id: str) -> list[dict[str, Any]]:
@@ -131,8 +138,16 @@ class Collector:
         for e in self.store.events(event="MEASUREMENT", app_id=app_id):
             run = run_from_body(e.app_id, e.received_at, e.body)
             if run is not None:
-                out.append({"at": run.at_s, "failed": run.failed, "exitcode": run.exitcode,
-                            "pod": run.pod, "message": run.message, **run.figures})  # fmt: skip
+                out.append(
+                    {
+                        "at": run.at_s,
+                        "failed": run.failed,
+                        "exitcode": run.exitcode,
+                        "pod": run.pod,
+                        "message": run.message,
+                        **run.figures,
+                    }
+                )
         return out
 
 
@@ -171,8 +186,9 @@ class _Handler(BodyHandler):
         try:
             data = strict_json(doc)
         except (ValueError, RecursionError):
-            logger.exception("collector could not encode an answer",
-                             extra={"path": self.path[:200]})  # fmt: skip
+            logger.exception(
+                "collector could not encode an answer", extra={"path": self.path[:200]}
+            )
             status, data = 500, strict_json({"error": "could not encode the answer"})
         self._send(status, data)
 
@@ -181,28 +197,38 @@ class _Handler(BodyHandler):
         request."""
         if unread:
             self.close_connection = True
-        logger.warning("collector refused a request",
-                       extra={"status": status, "why": why, "path": self.path[:200]})  # fmt: skip
+        logger.warning(
+            "collector refused a request",
+            extra={"status": status, "why": why, "path": self.path[:200]},
+        )
         self._json(status, {"error": why})
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib naming
         route = route_of(self.path)
         if route is None:
-            self._refuse(404, "POST events to /accounts/{acct}/applications/{app_id}/servo",
-                         unread=True)  # fmt: skip
+            self._refuse(
+                404, "POST events to /accounts/{acct}/applications/{app_id}/servo", unread=True
+            )
             return
         denied = authorise(self.headers.get("Authorization"), self.collector.grants, route[0])
         if denied:
-            why = "missing or wrong bearer token" if denied == 401 else (
-                "this bearer token may not write to this account")  # fmt: skip
+            why = (
+                "missing or wrong bearer token"
+                if denied == 401
+                else ("this bearer token may not write to this account")
+            )
             self._refuse(denied, why, unread=True)
             return
         raw = self._body()
         if raw is None:
             return
         try:
-            post = parse_post(*route, raw, self.headers.get("Idempotency-Key"),
-                              max_event_bytes=self.collector.max_event_bytes)  # fmt: skip
+            post = parse_post(
+                *route,
+                raw,
+                self.headers.get("Idempotency-Key"),
+                max_event_bytes=self.collector.max_event_bytes,
+            )
             new, answer = self.collector.receive(post)
         except BadRequest as e:
             self._refuse(e.status, str(e))
@@ -230,8 +256,10 @@ class _Handler(BodyHandler):
     def _log_stored(post: Post, *, new: bool) -> None:
         fields = {"event": post.event, "app_id": post.app_id, "event_id": post.event_id}
         if post.dropped:
-            logger.warning("event stored without fields that failed the checks",
-                           extra={**fields, "dropped": dict(post.dropped)})  # fmt: skip
+            logger.warning(
+                "event stored without fields that failed the checks",
+                extra={**fields, "dropped": dict(post.dropped)},
+            )
         logger.info("event stored" if new else "duplicate event ignored", extra=fields)
 
     def do_GET(self) -> None:  # noqa: N802

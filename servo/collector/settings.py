@@ -36,17 +36,47 @@ class Limit:
 
 LIMITS = (
     Limit("port", "COLLECTOR_PORT", 8090, 0, 65535, "TCP port; 0 picks a free one"),
-    Limit("retention_days", "COLLECTOR_RETENTION_DAYS", 90, 1, 36500,
-          "events older than this many days are deleted"),
-    Limit("max_runs", "COLLECTOR_MAX_RUNS", 10_000, 1, 10_000_000,
-          "events of one type (MEASUREMENT: runs) kept per application"),
-    Limit("max_event_bytes", "COLLECTOR_MAX_EVENT_BYTES", 64 * 1024, 1024, MIB,
-          "largest event stored, in bytes of JSON (413 above it)"),
-    Limit("max_app_bytes", "COLLECTOR_MAX_APP_BYTES", 64 * MIB, MIB, 2**40,
-          "stored bytes kept per application, oldest events deleted first"),
-    Limit("max_db_bytes", "COLLECTOR_MAX_DB_BYTES", 512 * MIB, 16 * MIB, 2**44,
-          "stored bytes kept in the whole file, oldest events deleted first"),
-)  # fmt: skip
+    Limit(
+        "retention_days",
+        "COLLECTOR_RETENTION_DAYS",
+        90,
+        1,
+        36500,
+        "events older than this many days are deleted",
+    ),
+    Limit(
+        "max_runs",
+        "COLLECTOR_MAX_RUNS",
+        10_000,
+        1,
+        10_000_000,
+        "events of one type (MEASUREMENT: runs) kept per application",
+    ),
+    Limit(
+        "max_event_bytes",
+        "COLLECTOR_MAX_EVENT_BYTES",
+        64 * 1024,
+        1024,
+        MIB,
+        "largest event stored, in bytes of JSON (413 above it)",
+    ),
+    Limit(
+        "max_app_bytes",
+        "COLLECTOR_MAX_APP_BYTES",
+        64 * MIB,
+        MIB,
+        2**40,
+        "stored bytes kept per application, oldest events deleted first",
+    ),
+    Limit(
+        "max_db_bytes",
+        "COLLECTOR_MAX_DB_BYTES",
+        512 * MIB,
+        16 * MIB,
+        2**44,
+        "stored bytes kept in the whole file, oldest events deleted first",
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +137,11 @@ def bind_problem(bind: str, *, has_tokens: bool, open_: bool, name: str = "--bin
         return f"{name}={bind[:80]!r}: expected an IP address or a host name"
     if has_tokens or open_ or is_loopback(bind):
         return None
-    return (f"{name}={bind!r}: without tokens (COLLECTOR_TOKENS or --tokens-file) the collector"
-            " takes writes from anyone who reaches it; configure tokens, bind 127.0.0.1, or"
-            " declare it open with --open (COLLECTOR_OPEN=true)")  # fmt: skip
+    return (
+        f"{name}={bind!r}: without tokens (COLLECTOR_TOKENS or --tokens-file) the collector"
+        " takes writes from anyone who reaches it; configure tokens, bind 127.0.0.1, or"
+        " declare it open with --open (COLLECTOR_OPEN=true)"
+    )
 
 
 def _int(raw: str, name: str, limit: Limit, problems: list[str]) -> int:

@@ -72,9 +72,12 @@ def as_rows(summaries: Sequence[JobSummary]) -> list[dict[str, Any]]:
     """Flat records (raw numbers, SI units) for JSON and CSV."""
     rows = []
     for s in summaries:
-        row: dict[str, Any] = {"app_id": s.app_id, "runs": s.runs, "failures": s.failures,
-                               "last_run": datetime.fromtimestamp(s.last_run_s).isoformat(
-                                   timespec="seconds")}  # fmt: skip
+        row: dict[str, Any] = {
+            "app_id": s.app_id,
+            "runs": s.runs,
+            "failures": s.failures,
+            "last_run": datetime.fromtimestamp(s.last_run_s).isoformat(timespec="seconds"),
+        }
         for name in FIGURES:
             sp = s.spreads.get(name)
             for stat in ("p50", "p95", "max"):
@@ -87,8 +90,16 @@ def as_rows(summaries: Sequence[JobSummary]) -> list[dict[str, Any]]:
 def format_table(summaries: Sequence[JobSummary]) -> str:
     if not summaries:
         return "no measured jobs yet (try: servo measure -- sleep 1)\n"
-    head = ["APP ID", "RUNS", "FAIL", "DURATION p50/p95/max", "CPU p50/p95/max",
-            "PEAK MEM p50/p95/max", "LAST RUN", "TREND"]  # fmt: skip
+    head = [
+        "APP ID",
+        "RUNS",
+        "FAIL",
+        "DURATION p50/p95/max",
+        "CPU p50/p95/max",
+        "PEAK MEM p50/p95/max",
+        "LAST RUN",
+        "TREND",
+    ]
     lines = [head]
     for s in summaries:
         cells = [s.app_id, str(s.runs), str(s.failures)]
@@ -119,11 +130,18 @@ def format_report(summaries: Sequence[JobSummary], fmt: str) -> str:
 
 
 def report_text(
-    store: EventStore, *, fmt: str = "table", app_id: str | None = None,
-    since: str | None = None, now_s: float | None = None,
-) -> str:  # fmt: skip
+    store: EventStore,
+    *,
+    fmt: str = "table",
+    app_id: str | None = None,
+    since: str | None = None,
+    now_s: float | None = None,
+) -> str:
     """Read the store and format the per-job summaries."""
     since_s = parse_since(since, time.time() if now_s is None else now_s) if since else None
-    runs = [r for e in store.events(event="MEASUREMENT", app_id=app_id, since_s=since_s)
-            if (r := run_from_body(e.app_id, e.received_at, e.body)) is not None]  # fmt: skip
+    runs = [
+        r
+        for e in store.events(event="MEASUREMENT", app_id=app_id, since_s=since_s)
+        if (r := run_from_body(e.app_id, e.received_at, e.body)) is not None
+    ]
     return format_report(summarise(runs), fmt)

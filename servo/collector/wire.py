@@ -67,8 +67,14 @@ def route_of(path: str) -> tuple[str, str] | None:
     return None
 
 
-def parse_post(account: str, app_id: str, raw: bytes, idempotency_key: str | None, *,
-               max_event_bytes: int = MAX_EVENT_BYTES) -> Post:  # fmt: skip
+def parse_post(
+    account: str,
+    app_id: str,
+    raw: bytes,
+    idempotency_key: str | None,
+    *,
+    max_event_bytes: int = MAX_EVENT_BYTES,
+) -> Post:
     """PURE: check a protocol body; raise BadRequest naming what is wrong."""
     if len(account) > MAX_NAME_CHARS or len(app_id) > MAX_NAME_CHARS:
         raise BadRequest(f"account and app id: at most {MAX_NAME_CHARS} characters each")

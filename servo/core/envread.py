@@ -73,13 +73,21 @@ class EnvReader:
 
     def dns_label(self, name: str, default: str) -> str:
         """An RFC 1123 label (a namespace, a container name)."""
-        return self._checked(name, default, is_dns_label, "a DNS-1123 label (lower-case"
-                             " letters, digits and '-', at most 63)")  # fmt: skip
+        return self._checked(
+            name,
+            default,
+            is_dns_label,
+            "a DNS-1123 label (lower-case letters, digits and '-', at most 63)",
+        )
 
     def dns_subdomain(self, name: str, default: str) -> str:
         """An RFC 1123 subdomain (the name of a Lease, a webhook configuration)."""
-        return self._checked(name, default, is_dns_subdomain, "a DNS-1123 subdomain (labels"
-                             " joined by '.', at most 253)")  # fmt: skip
+        return self._checked(
+            name,
+            default,
+            is_dns_subdomain,
+            "a DNS-1123 subdomain (labels joined by '.', at most 253)",
+        )
 
     def _checked(self, name: str, default: str, ok: Callable[[str], bool], what: str) -> str:
         raw = self.text(name) or default

@@ -30,12 +30,23 @@ CHANNEL_MESSAGE = "termination-message"
 CHANNEL_POST = "post"
 MEMORY_PARTS = ("anon", "file", "kernel_stack", "pagetables")
 # CPU seconds (job, pod, monitor) and byte figures of wire v2, as named on the wire.
-SECONDS = ("cpu_time", "cpu_user", "cpu_system", "pod_cpu_time", "pod_cpu_user",
-           "pod_cpu_system", "monitor_cpu_time")  # fmt: skip
+SECONDS = (
+    "cpu_time",
+    "cpu_user",
+    "cpu_system",
+    "pod_cpu_time",
+    "pod_cpu_user",
+    "pod_cpu_system",
+    "monitor_cpu_time",
+)
 BYTES = ("max_memory", "pod_max_memory", "monitor_max_memory", "monitor_rss", "monitor_max_rss")
 # The job-only figures a v1 monitor cannot give: its cpu and peak are the whole pod's.
-V1_AS_POD = {"cpu_time": "pod_cpu_time", "cpu_user": "pod_cpu_user",
-             "cpu_system": "pod_cpu_system", "max_memory": "pod_max_memory"}  # fmt: skip
+V1_AS_POD = {
+    "cpu_time": "pod_cpu_time",
+    "cpu_user": "pod_cpu_user",
+    "cpu_system": "pod_cpu_system",
+    "max_memory": "pod_max_memory",
+}
 # The byte figures wire v1 has (the pod_* and monitor_max_memory names are v2's).
 V1_BYTES = ("max_memory", "monitor_rss", "monitor_max_rss")
 V1_REASON = "monitor wire v1 reports pod totals only (monitor and sandbox included)"
@@ -103,8 +114,9 @@ class _Reader:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise StatsError(f"{self.prefix}{key}: expected seconds as a number, got "
-                             f"{type(value).__name__}")  # fmt: skip
+            raise StatsError(
+                f"{self.prefix}{key}: expected seconds as a number, got {type(value).__name__}"
+            )
         if isinstance(value, int) and abs(value) >= BYTES_LIMIT:
             why = "dropped: out of range"
         elif not math.isfinite(value):
@@ -125,8 +137,9 @@ class _Reader:
             raise StatsError(f"{self.prefix}{key}: expected {unit} as an integer, got {got}")
         if 0 <= value < BYTES_LIMIT:
             return value
-        self.dropped[self.prefix + key] = "dropped: negative" if value < 0 else (
-            "dropped: not below 2^63")  # fmt: skip
+        self.dropped[self.prefix + key] = (
+            "dropped: negative" if value < 0 else ("dropped: not below 2^63")
+        )
         return None
 
     def text(self, key: str) -> str:
@@ -194,15 +207,21 @@ def parse_stats(doc: Any, channel: str) -> MonitorStats:
     parts = {k: v for k in MEMORY_PARTS if (v := memory.count(k)) is not None}
     missing = _mapping(doc, "missing")
     stats = MonitorStats(
-        channel=channel, version=version, cpus=_cpus(doc), seconds=seconds, bytes=counts,
-        memory_bytes=parts, oom_kills=reader.count("oom_kills", "a count"),
+        channel=channel,
+        version=version,
+        cpus=_cpus(doc),
+        seconds=seconds,
+        bytes=counts,
+        memory_bytes=parts,
+        oom_kills=reader.count("oom_kills", "a count"),
         containers=_containers(doc, reader.dropped),
         max_memory_source=reader.text("max_memory_source"),
         pod_max_memory_source=reader.text("pod_max_memory_source"),
-        cgroup=reader.text("cgroup"), cue=reader.text("cue"),
+        cgroup=reader.text("cgroup"),
+        cue=reader.text("cue"),
         missing={str(k)[:40]: str(v)[:200] for k, v in list(missing.items())[:20]},
         dropped={**reader.dropped, **memory.dropped},
-    )  # fmt: skip
+    )
     return _as_pod_totals(stats) if version == 1 else stats
 
 
@@ -214,9 +233,14 @@ def _as_pod_totals(stats: MonitorStats) -> MonitorStats:
     dropped = {V1_AS_POD.get(k, k): v for k, v in stats.dropped.items()}
     missing = {**stats.missing, "cpu_time": V1_REASON, "max_memory": V1_REASON}
     return dataclasses.replace(
-        stats, seconds=seconds, bytes=counts, missing=missing, dropped=dropped,
-        max_memory_source="", pod_max_memory_source=stats.max_memory_source,
-    )  # fmt: skip
+        stats,
+        seconds=seconds,
+        bytes=counts,
+        missing=missing,
+        dropped=dropped,
+        max_memory_source="",
+        pod_max_memory_source=stats.max_memory_source,
+    )
 
 
 def _loads(text: str | bytes, what: str) -> Any:
@@ -250,8 +274,9 @@ def parse_post_body(body: bytes) -> tuple[str, MonitorStats]:
 def wall_s(facts: PodFacts) -> float | None:
     """How long the pod can have run, from its API timestamps (None when they are missing)."""
     starts = [t for t in (facts.created_s, facts.started_s) if t is not None]
-    ends = [t for t in (facts.finished_s, facts.monitor_finished_s, facts.deleted_s)
-            if t is not None]  # fmt: skip
+    ends = [
+        t for t in (facts.finished_s, facts.monitor_finished_s, facts.deleted_s) if t is not None
+    ]
     if not starts or not ends:
         return None
     return max(0.0, max(ends) - min(starts)) + WALL_SLACK_S
@@ -316,8 +341,11 @@ def container_names(stats: MonitorStats, facts: PodFacts) -> dict[str, Container
 def stats_annotations(stats: MonitorStats, facts: PodFacts | None = None) -> dict[str, str]:
     """Where the figures came from, and why any is missing."""
     out = {"stats_channel": stats.channel}
-    for key, value in (("cgroup", stats.cgroup), ("max_memory_source", stats.max_memory_source),
-                       ("pod_max_memory_source", stats.pod_max_memory_source)):  # fmt: skip
+    for key, value in (
+        ("cgroup", stats.cgroup),
+        ("max_memory_source", stats.max_memory_source),
+        ("pod_max_memory_source", stats.pod_max_memory_source),
+    ):
         if value:
             out[key] = value
     missing = {**stats.missing, **stats.dropped}
@@ -327,10 +355,12 @@ def stats_annotations(stats: MonitorStats, facts: PodFacts | None = None) -> dic
         out["oom_kills"] = str(stats.oom_kills)
     if stats.containers and facts is not None:
         out["containers"] = json.dumps(
-            {name: {"cpu_time": c.cpu_time_s, "max_memory": c.max_memory_bytes}
-             for name, c in container_names(stats, facts).items()},
+            {
+                name: {"cpu_time": c.cpu_time_s, "max_memory": c.max_memory_bytes}
+                for name, c in container_names(stats, facts).items()
+            },
             sort_keys=True,
-        )  # fmt: skip
+        )
     return out
 
 

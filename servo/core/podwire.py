@@ -219,8 +219,10 @@ def _decode_deep_pod_list(body: bytes, *, whole: bool) -> tuple[list[WatchLine],
         try:
             items.append(WatchLine("ADDED", *_decode_pod(msgspec.Raw(raw), whole=whole)))
         except RecursionError:
-            logger.error("listed pod skipped: nested too deeply to decode",
-                         extra={"pod": scan_pod_key(raw), "bytes": len(raw)})  # fmt: skip
+            logger.error(
+                "listed pod skipped: nested too deeply to decode",
+                extra={"pod": scan_pod_key(raw), "bytes": len(raw)},
+            )
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise DecodeError(f"pod list item is not JSON: {e}") from e
     try:

@@ -130,12 +130,14 @@ class BodyHandler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """A ThreadingHTTPServer serving from a daemon thread until `stop()`."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], bind: str, port: int,
-                 name: str) -> None:  # fmt: skip
+    def __init__(
+        self, handler: type[BaseHTTPRequestHandler], bind: str, port: int, name: str
+    ) -> None:
         self._server: ThreadingHTTPServer | None = ThreadingHTTPServer((bind, port), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                         name=name, daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name=name, daemon=True
+        ).start()
 
     @property
     def host(self) -> str:

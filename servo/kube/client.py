@@ -230,9 +230,11 @@ class KubeClient:
         """One pod as a dict; None when it does not exist (any more)."""
         try:
             resp: Any = self.core.read_namespaced_pod(
-                name, namespace, _preload_content=False,
+                name,
+                namespace,
+                _preload_content=False,
                 _request_timeout=(CONNECT_TIMEOUT_S, 30.0),
-            )  # fmt: skip
+            )
             doc = json.loads(resp.data)
         except ApiException as e:
             if e.status == 404:
@@ -248,9 +250,10 @@ class KubeClient:
         """Ask the API server who a bearer token is (TokenReview, authentication.k8s.io/v1),
         for `audience` only; KubeError when the review itself fails (RBAC, connection)."""
         body = k8s.V1TokenReview(
-            api_version="authentication.k8s.io/v1", kind="TokenReview",
+            api_version="authentication.k8s.io/v1",
+            kind="TokenReview",
             spec=k8s.V1TokenReviewSpec(token=token, audiences=[audience]),
-        )  # fmt: skip
+        )
         try:
             resp: Any = self.auth.create_token_review(
                 body, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT_S, 10.0)
@@ -288,8 +291,10 @@ def _json_lines(resp: Any, *, whole: bool) -> Iterator[WatchLine]:
                 except TooDeepError as e:
                     # One event the decoder cannot follow: the stream is fine, the next line
                     # is another event. Ending the stream would replay this one forever.
-                    logger.error("watch event skipped: nested too deeply to decode",
-                                 extra={"pod": e.key, "bytes": len(line)})  # fmt: skip
+                    logger.error(
+                        "watch event skipped: nested too deeply to decode",
+                        extra={"pod": e.key, "bytes": len(line)},
+                    )
                     continue
                 yield event
     except (DecodeError, ChunkedError) as e:

@@ -102,8 +102,10 @@ class LeaderElector:
         self._last_renewed_s = 0.0
 
     def run(self, stop: threading.Event) -> None:
-        logger.info("leader election", extra={"lease": f"{self.cfg.namespace}/{self.cfg.name}",
-                                               "identity": self.cfg.identity})  # fmt: skip
+        logger.info(
+            "leader election",
+            extra={"lease": f"{self.cfg.namespace}/{self.cfg.name}", "identity": self.cfg.identity},
+        )
         while not stop.is_set():
             try:
                 self.step()
@@ -185,9 +187,12 @@ class LeaderElector:
                 meta["resourceVersion"] = (lease.get("metadata") or {}).get("resourceVersion")
                 replacement: Any = {**body, "metadata": meta}
                 self.api.replace_namespaced_lease(
-                    self.cfg.name, self.cfg.namespace, replacement,
-                    _preload_content=False, _request_timeout=5,
-                )  # fmt: skip
+                    self.cfg.name,
+                    self.cfg.namespace,
+                    replacement,
+                    _preload_content=False,
+                    _request_timeout=5,
+                )
         except ApiException as e:
             if e.status in (409, 422):
                 return False  # another replica wrote first: read again next step
@@ -209,13 +214,20 @@ class LeaderElector:
             "namespace": self.cfg.namespace,
             "resourceVersion": (lease.get("metadata") or {}).get("resourceVersion"),
         }
-        released: Any = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                         "metadata": meta, "spec": spec}  # fmt: skip
+        released: Any = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": meta,
+            "spec": spec,
+        }
         try:
             self.api.replace_namespaced_lease(
-                self.cfg.name, self.cfg.namespace, released,
-                _preload_content=False, _request_timeout=5,
-            )  # fmt: skip
+                self.cfg.name,
+                self.cfg.namespace,
+                released,
+                _preload_content=False,
+                _request_timeout=5,
+            )
             logger.info("leadership released")
         except ApiException as e:
             logger.info("could not release the lease", extra={"status": e.status})

@@ -211,8 +211,9 @@ class Reporter:
         if self.outbox is not None:
             waiting = self.outbox.depth()
             if waiting:
-                logger.info("outbox holds events from before; sending them", extra={
-                    "count": waiting})  # fmt: skip
+                logger.info(
+                    "outbox holds events from before; sending them", extra={"count": waiting}
+                )
             self._pump_thread = threading.Thread(target=self._pump, name="outbox", daemon=True)
             self._pump_thread.start()
 
@@ -264,10 +265,16 @@ class Reporter:
                     continue
                 self.outbox.drop(old.event.id)
                 self._count(expired=1)
-                logger.error("report given up: older than the outbox's maximum age", extra={
-                    "event": old.event.event, "event_id": old.event.id,
-                    "app_id": old.event.app_id, "attempts": old.attempts,
-                    "max_age_s": self.cfg.outbox_max_age_s})  # fmt: skip
+                logger.error(
+                    "report given up: older than the outbox's maximum age",
+                    extra={
+                        "event": old.event.event,
+                        "event_id": old.event.id,
+                        "app_id": old.event.app_id,
+                        "attempts": old.attempts,
+                        "max_age_s": self.cfg.outbox_max_age_s,
+                    },
+                )
             if now >= self._prune_at:
                 self._prune_at = now + 3600.0
                 self.outbox.prune(now)
@@ -333,9 +340,16 @@ class Reporter:
                 self.outbox.postpone(event.id, self._clock() + self.cfg.max_backoff_s, str(e))
                 self._count(postponed=1)
                 log = logger.info if self._abort.is_set() else logger.warning
-                log("report postponed; it stays in the outbox", extra={
-                    "event": event.event, "event_id": event.id, "app_id": event.app_id,
-                    "status": e.status, "error": str(e)})  # fmt: skip
+                log(
+                    "report postponed; it stays in the outbox",
+                    extra={
+                        "event": event.event,
+                        "event_id": event.id,
+                        "app_id": event.app_id,
+                        "status": e.status,
+                        "error": str(e),
+                    },
+                )
                 return
             if self.outbox is not None:
                 self.outbox.drop(event.id)
@@ -360,9 +374,15 @@ class Reporter:
                 self.outbox.delivered(event.id, self._clock())
             self._count(sent=1)
             self._after_delivery(event)
-            logger.info("report sent", extra={
-                "event": event.event, "event_id": event.id, "app_id": event.app_id,
-                "elapsed_s": round(time.monotonic() - started, 3)})  # fmt: skip
+            logger.info(
+                "report sent",
+                extra={
+                    "event": event.event,
+                    "event_id": event.id,
+                    "app_id": event.app_id,
+                    "elapsed_s": round(time.monotonic() - started, 3),
+                },
+            )
 
     def _after_delivery(self, event: Event) -> None:
         if self.on_delivered is not None:
@@ -371,8 +391,9 @@ class Reporter:
             except Exception:  # noqa: BLE001 - the event is delivered whatever this does
                 logger.exception("after-delivery step failed", extra={"event_id": event.id})
 
-    def _count(self, *, sent: int = 0, failed: int = 0, lost: int = 0, expired: int = 0,
-               postponed: int = 0) -> None:  # fmt: skip
+    def _count(
+        self, *, sent: int = 0, failed: int = 0, lost: int = 0, expired: int = 0, postponed: int = 0
+    ) -> None:
         with self._lock:
             self.counts.sent += sent
             self.counts.failed += failed

@@ -90,14 +90,17 @@ class Servo:
         self._lock = threading.Lock()
         self.instance_id = uuid.uuid4().hex
         self.scopes: list[Scope] = []
-        self.probes = ServoProbes(cfg, self.scopes, self._threads, reporter, self.leading,
-                                  self._lock)  # fmt: skip
+        self.probes = ServoProbes(
+            cfg, self.scopes, self._threads, reporter, self.leading, self._lock
+        )
         self.metrics.bind(self.probes.scope_views, self.probes.report_view)
         self.intake = StatsIntake(
-            lambda: [s.tracker for s in self.scopes], self._lock, self.metrics,
+            lambda: [s.tracker for s in self.scopes],
+            self._lock,
+            self.metrics,
             lambda m: self._send(m, None),
             review=lambda token: kube.review_token(token, audience=STATS_AUDIENCE),
-        )  # fmt: skip
+        )
         self.stop_reason = "exit"
         # Set once run() has started everything: watches, receiver, metrics and probes.
         self.started = threading.Event()
@@ -255,10 +258,16 @@ class Servo:
         leader = self.cfg.leader
         self.elector = LeaderElector(
             self.kube.api,
-            LeaderConfig(leader.namespace, leader.name, leader.identity,
-                         lease_s=leader.lease_s, retry_s=leader.retry_s),
-            on_start=self._lead, on_stop=self._follow,
-        )  # fmt: skip
+            LeaderConfig(
+                leader.namespace,
+                leader.name,
+                leader.identity,
+                lease_s=leader.lease_s,
+                retry_s=leader.retry_s,
+            ),
+            on_start=self._lead,
+            on_stop=self._follow,
+        )
         self.elector_thread = threading.Thread(
             target=self.elector.run, args=(stop,), name="leader-election", daemon=True
         )
@@ -275,8 +284,7 @@ class Servo:
         with self._lock:
             held, self._shadow = list(self._shadow.values()), {}
         if held:
-            logger.info("sending what was measured while standing by", extra={
-                "count": len(held)})  # fmt: skip
+            logger.info("sending what was measured while standing by", extra={"count": len(held)})
         for m in held:
             self._submit(m, None)
 
@@ -297,8 +305,10 @@ class Servo:
         try:
             self._account(due)
         except Exception:  # noqa: BLE001 - one bad figure must not lose the pod's report
-            logger.exception("metrics or logging of a measurement failed", extra={
-                "pod": due.job.key, "uid": due.job.uid})  # fmt: skip
+            logger.exception(
+                "metrics or logging of a measurement failed",
+                extra={"pod": due.job.key, "uid": due.job.uid},
+            )
         if self.reporter.submit(measurement_event(due), stop=stop) and (
             self.cfg.guard.enabled and due.job.finalizers
         ):
@@ -313,26 +323,47 @@ class Servo:
         job = due.job
         if due.failure is None:
             metrics = {k: v.value for k, v in due.metrics.items()}
-            logger.info("job measured", extra={
-                "pod": job.key, "uid": job.uid, "app_id": job.app_id, "metrics": metrics,
-                "exitcode": due.annotations.get("exitcode")})  # fmt: skip
+            logger.info(
+                "job measured",
+                extra={
+                    "pod": job.key,
+                    "uid": job.uid,
+                    "app_id": job.app_id,
+                    "metrics": metrics,
+                    "exitcode": due.annotations.get("exitcode"),
+                },
+            )
         else:
-            logger.info("job failed before it could be measured", extra={
-                "pod": job.key, "uid": job.uid, "app_id": job.app_id, "why": due.failure,
-                "reason": due.annotations.get("reason")})  # fmt: skip
+            logger.info(
+                "job failed before it could be measured",
+                extra={
+                    "pod": job.key,
+                    "uid": job.uid,
+                    "app_id": job.app_id,
+                    "why": due.failure,
+                    "reason": due.annotations.get("reason"),
+                },
+            )
 
     # --- operations: metrics and probes -------------------------------------------------
 
     def _start_ops(self) -> None:
         if not self.with_receiver:
             return
-        ops = OpsServer(self.metrics.registry, health=self.probes.health, ready=self.probes.ready,
-                        bind=self.cfg.metrics.bind, port=self.cfg.metrics.port)  # fmt: skip
+        ops = OpsServer(
+            self.metrics.registry,
+            health=self.probes.health,
+            ready=self.probes.ready,
+            bind=self.cfg.metrics.bind,
+            port=self.cfg.metrics.port,
+        )
         try:
             ops.start()
         except OSError as e:
-            logger.error("metrics and probes cannot listen", extra={
-                "port": self.cfg.metrics.port, "error": str(e)})  # fmt: skip
+            logger.error(
+                "metrics and probes cannot listen",
+                extra={"port": self.cfg.metrics.port, "error": str(e)},
+            )
             return
         self.ops = ops
 
@@ -396,8 +427,12 @@ class Servo:
         """Guarded pods that waited too long for their measurement are let go."""
         now = time.time()
         with self._lock:
-            stuck = [f for s in self.scopes for f in s.tracker.pending.values()
-                     if valve_due(f, now, self.cfg.guard.max_age_s)]  # fmt: skip
+            stuck = [
+                f
+                for s in self.scopes
+                for f in s.tracker.pending.values()
+                if valve_due(f, now, self.cfg.guard.max_age_s)
+            ]
         for facts in stuck:
             pod_logger(logger, facts).warning(
                 "releasing a job pod that waited too long for its measurement",

@@ -44,9 +44,9 @@ def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         outbox = Outbox(cfg.report.outbox_dir)
         outbox.depth()
     except (OSError, sqlite3.Error) as e:
-        print_config_error(ConfigError([
-            f"OPTUNE_OUTBOX_DIR={cfg.report.outbox_dir!r}: cannot keep the outbox there ({e});"
-            " point it at a writable volume"]))  # fmt: skip
+        where = f"OPTUNE_OUTBOX_DIR={cfg.report.outbox_dir!r}"
+        why = f"{where}: cannot keep the outbox there ({e}); point it at a writable volume"
+        print_config_error(ConfigError([why]))
         return EXIT_CONFIG
     stop = threading.Event()
     reporter = Reporter(cfg.report, outbox=outbox)

@@ -70,7 +70,7 @@ class _StateCollector(Collector):
                 "servo_watch_lists",
                 "Full lists of pods (first and after 410)",
                 lambda v: v.lists,
-            ),  # fmt: skip
+            ),
             ("counter", "servo_watch_restarts", "Watch streams opened", lambda v: v.watches),
             ("counter", "servo_watch_expired", "Watches ended by 410 Gone", lambda v: v.expired),
             (
@@ -78,14 +78,14 @@ class _StateCollector(Collector):
                 "servo_watch_errors",
                 "List/watch failures (connection, 5xx, 401/403)",
                 lambda v: v.errors,
-            ),  # fmt: skip
+            ),
             ("gauge", "servo_jobs_running", "Job pods tracked, not finished", lambda v: v.pending),
             (
                 "gauge",
                 "servo_jobs_awaiting_stats",
                 "Finished jobs waiting for monitor stats",
                 lambda v: v.awaiting_stats,
-            ),  # fmt: skip
+            ),
         ]
         for kind, name, doc, read in families:
             family: CounterMetricFamily | GaugeMetricFamily = (
@@ -104,8 +104,9 @@ class _StateCollector(Collector):
             reports.add_metric([result], getattr(r, result))
         yield reports
         if r.outbox_depth is not None:
-            yield GaugeMetricFamily("servo_outbox_depth", "Events in the outbox",
-                                    value=r.outbox_depth)  # fmt: skip
+            yield GaugeMetricFamily(
+                "servo_outbox_depth", "Events in the outbox", value=r.outbox_depth
+            )
             yield GaugeMetricFamily(
                 "servo_outbox_oldest_age_seconds",
                 "Age of the oldest event in the outbox (0 when empty)",
@@ -129,36 +130,53 @@ class ServoMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.jobs_measured = Counter(
-            "servo_jobs_measured", "Measurements queued, by outcome (measured or failed)",
-            ["namespace", "outcome"], registry=r,
-        )  # fmt: skip
-        self.job_duration = Histogram(
-            "servo_job_duration_seconds", "Run time of measured jobs", ["namespace"],
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.job_cpu = Histogram(
-            "servo_job_cpu_seconds", "CPU time of measured jobs (with a monitor)", ["namespace"],
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.job_memory = Histogram(
-            "servo_job_max_memory_bytes", "Peak memory of measured jobs (with a monitor)",
-            ["namespace"], buckets=MEMORY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.stats_wait = Histogram(
-            "servo_stats_wait_seconds", "From the job's end to its monitor's stats",
-            buckets=STATS_WAIT_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.stats_received = Counter(
-            "servo_stats_received", "Monitor stats received, by channel", ["channel"],
+            "servo_jobs_measured",
+            "Measurements queued, by outcome (measured or failed)",
+            ["namespace", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.job_duration = Histogram(
+            "servo_job_duration_seconds",
+            "Run time of measured jobs",
+            ["namespace"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.job_cpu = Histogram(
+            "servo_job_cpu_seconds",
+            "CPU time of measured jobs (with a monitor)",
+            ["namespace"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.job_memory = Histogram(
+            "servo_job_max_memory_bytes",
+            "Peak memory of measured jobs (with a monitor)",
+            ["namespace"],
+            buckets=MEMORY_BUCKETS,
+            registry=r,
+        )
+        self.stats_wait = Histogram(
+            "servo_stats_wait_seconds",
+            "From the job's end to its monitor's stats",
+            buckets=STATS_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.stats_received = Counter(
+            "servo_stats_received",
+            "Monitor stats received, by channel",
+            ["channel"],
+            registry=r,
+        )
         self._per_namespace: dict[str, _NamespaceChildren] = {}
         self.last_value: Gauge | None = None
         if per_app:
             self.last_value = Gauge(
-                "servo_job_last_value", "The last measured value of each metric per app id",
-                ["app_id", "metric"], registry=r,
-            )  # fmt: skip
+                "servo_job_last_value",
+                "The last measured value of each metric per app id",
+                ["app_id", "metric"],
+                registry=r,
+            )
 
     def bind(
         self, scopes: Callable[[], Sequence[ScopeView]], report: Callable[[], ReportView]

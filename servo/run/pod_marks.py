@@ -33,16 +33,24 @@ class PodMarks:
         if pod is None:
             return True
         try:
-            self.kube.patch_pod(pod["namespace"], pod["pod"],
-                                reported_patch(pod["uid"], event.id),
-                                content_type="application/merge-patch+json")  # fmt: skip
+            self.kube.patch_pod(
+                pod["namespace"],
+                pod["pod"],
+                reported_patch(pod["uid"], event.id),
+                content_type="application/merge-patch+json",
+            )
         except KubeError as e:
             if e.status in (404, 409, 422):
                 # Gone, or replaced by another pod of that name: nothing to measure twice.
                 return True
-            logger.warning("could not mark the pod as reported; will retry", extra={
-                "pod": f"{pod['namespace']}/{pod['pod']}", "status": e.status,
-                "error": e.message})  # fmt: skip
+            logger.warning(
+                "could not mark the pod as reported; will retry",
+                extra={
+                    "pod": f"{pod['namespace']}/{pod['pod']}",
+                    "status": e.status,
+                    "error": e.message,
+                },
+            )
             return False
         return True
 
@@ -54,9 +62,12 @@ class PodMarks:
         try:
             for _attempt in range(3):
                 try:
-                    self.kube.patch_pod(facts.namespace, facts.name,
-                                        release_patch(facts.uid, finalizers),
-                                        content_type="application/json-patch+json")  # fmt: skip
+                    self.kube.patch_pod(
+                        facts.namespace,
+                        facts.name,
+                        release_patch(facts.uid, finalizers),
+                        content_type="application/json-patch+json",
+                    )
                     pod_logger(logger, facts).info("guard finalizer removed", extra={"why": why})
                     return True
                 except KubeError as e:
@@ -72,8 +83,10 @@ class PodMarks:
                 if GUARD_FINALIZER not in finalizers:
                     return True
         except KubeError as e:
-            pod_logger(logger, facts).warning("could not remove the guard finalizer; will retry",
-                extra={"status": e.status, "error": e.message})  # fmt: skip
+            pod_logger(logger, facts).warning(
+                "could not remove the guard finalizer; will retry",
+                extra={"status": e.status, "error": e.message},
+            )
             return False
         pod_logger(logger, facts).warning("guard finalizer kept changing; will retry")
         return False

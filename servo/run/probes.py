@@ -34,8 +34,9 @@ class ServoProbes:
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Alive: every watch loop, the stats timer and the report workers still run."""
-        loops = {f"watch {s.watch.scope}": bool(s.thread and s.thread.is_alive())
-                 for s in self.scopes}  # fmt: skip
+        loops = {
+            f"watch {s.watch.scope}": bool(s.thread and s.thread.is_alive()) for s in self.scopes
+        }
         loops.update({t.name: t.is_alive() for t in self._threads})
         loops["report workers"] = self.reporter.alive()
         return all(loops.values()) and bool(self.scopes), {"loops": loops}
@@ -69,7 +70,7 @@ class ServoProbes:
                     errors=s.watch.stats.errors,
                     pending=len(s.tracker.pending),
                     awaiting_stats=len(s.tracker.awaiting),
-                )  # fmt: skip
+                )
                 for s in self.scopes
             ]
 
@@ -77,8 +78,11 @@ class ServoProbes:
         c = self.reporter.counts
         box = self.reporter.outbox
         return ReportView(
-            sent=c.sent, failed=c.failed, lost=c.lost, expired=c.expired,
+            sent=c.sent,
+            failed=c.failed,
+            lost=c.lost,
+            expired=c.expired,
             postponed=c.postponed,
             outbox_depth=box.depth() if box is not None else None,
             outbox_oldest_age_s=age_s(box.oldest_created()) if box is not None else None,
-        )  # fmt: skip
+        )

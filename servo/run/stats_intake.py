@@ -30,9 +30,13 @@ logger = logging.getLogger(__name__)
 MAX_REVIEWS = 4
 # token -> what the API server says of it (KubeError when it cannot say now)
 Review = Callable[[str], TokenIdentity]
-_STATUS = {StatsVerdict.MEASURED: 200, StatsVerdict.HELD: 202,
-           StatsVerdict.ALREADY_REPORTED: 200, StatsVerdict.EARLY: 409,
-           StatsVerdict.UNKNOWN: 404}  # fmt: skip
+_STATUS = {
+    StatsVerdict.MEASURED: 200,
+    StatsVerdict.HELD: 202,
+    StatsVerdict.ALREADY_REPORTED: 200,
+    StatsVerdict.EARLY: 409,
+    StatsVerdict.UNKNOWN: 404,
+}
 
 
 def refusal(identity: TokenIdentity, facts: PodFacts) -> str:
@@ -97,20 +101,25 @@ class StatsIntake:
             self._reviews.release()
         why = refusal(identity, facts)
         if why:
-            pod_logger(logger, facts).warning("stats refused", extra={
-                "why": why, "client": client_ip})  # fmt: skip
+            pod_logger(logger, facts).warning(
+                "stats refused", extra={"why": why, "client": client_ip}
+            )
             return Answer(403, why)
         with self._lock:
             tracker = next((t for t in self._trackers() if t.job(uid)), None)
             if tracker is None:
                 return Answer(200, "already measured")
             waiting = tracker.awaiting.get(uid)
-            waited = (time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
-                      if waiting is not None else None)  # fmt: skip
+            waited = (
+                time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
+                if waiting is not None
+                else None
+            )
             verdict, due = tracker.post_arrived(uid, stats, received_s=received_s)
         self._metrics.stats_arrived(stats.channel, waited)
-        pod_logger(logger, facts).info("stats received", extra={
-            "channel": stats.channel, "verdict": str(verdict)})  # fmt: skip
+        pod_logger(logger, facts).info(
+            "stats received", extra={"channel": stats.channel, "verdict": str(verdict)}
+        )
         if due is not None:
             self._send(due)
         return Answer(_STATUS[verdict], str(verdict))

@@ -133,8 +133,15 @@ def event_of_row(r: tuple[Any, ...]) -> StoredEvent | None:
     if not isinstance(body, dict):
         return None
     uid = r[5] if isinstance(r[5], str) else None
-    return StoredEvent(received_at=float(at), account=_text(r[1]), app_id=_text(r[2]),
-                       event_id=_text(r[3]), event=_text(r[4]), pod_uid=uid, body=body)  # fmt: skip
+    return StoredEvent(
+        received_at=float(at),
+        account=_text(r[1]),
+        app_id=_text(r[2]),
+        event_id=_text(r[3]),
+        event=_text(r[4]),
+        pod_uid=uid,
+        body=body,
+    )
 
 
 class EventStore:
@@ -149,8 +156,9 @@ class EventStore:
             create_private(self.path)
         # One connection shared by threads under a lock: SQLite allows one writer anyway, and
         # a lock is cheaper than a connection per request thread.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=10.0,
-                                   isolation_level=None)  # fmt: skip
+        self._db = sqlite3.connect(
+            str(path), check_same_thread=False, timeout=10.0, isolation_level=None
+        )
         self._lock = threading.Lock()
         # The first prune after opening looks at every app (None), later ones at the apps
         # written to since the last; the first add prunes, so a restart applies the retention.
@@ -178,8 +186,9 @@ class EventStore:
                 for statement in MIGRATE_V1.format(table=TABLE).split(";"):
                     if statement.strip():
                         db.execute(statement)
-                logger.info("event store migrated", extra={"db": str(self.path),
-                                                           "schema": SCHEMA_VERSION})  # fmt: skip
+                logger.info(
+                    "event store migrated", extra={"db": str(self.path), "schema": SCHEMA_VERSION}
+                )
             for statement in INDEXES.split(";"):
                 if statement.strip():
                     db.execute(statement)

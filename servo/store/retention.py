@@ -34,11 +34,13 @@ class Retention:
         return events >= self.every_events or bytes_ >= self.every_bytes
 
 
-def _delete_beyond(db: sqlite3.Connection, where: str, args: tuple[object, ...],
-                   limit_bytes: int) -> int:  # fmt: skip
+def _delete_beyond(
+    db: sqlite3.Connection, where: str, args: tuple[object, ...], limit_bytes: int
+) -> int:
     """Delete the oldest rows matching `where` until their bytes are within limit_bytes."""
-    (total,) = db.execute(f"SELECT COALESCE(SUM(size), 0) FROM events WHERE {where}",
-                          args).fetchone()  # fmt: skip
+    (total,) = db.execute(
+        f"SELECT COALESCE(SUM(size), 0) FROM events WHERE {where}", args
+    ).fetchone()
     if total <= limit_bytes:
         return 0
     cur = db.execute(
@@ -53,8 +55,9 @@ def _delete_beyond(db: sqlite3.Connection, where: str, args: tuple[object, ...],
 def _prune_app(db: sqlite3.Connection, r: Retention, account: str, app_id: str) -> int:
     deleted = 0
     app = "app_id = ? AND account = ?"
-    kinds = db.execute(f"SELECT event, COUNT(*) FROM events WHERE {app} GROUP BY event",
-                       (app_id, account)).fetchall()  # fmt: skip
+    kinds = db.execute(
+        f"SELECT event, COUNT(*) FROM events WHERE {app} GROUP BY event", (app_id, account)
+    ).fetchall()
     for event, count in kinds:
         if count <= r.max_runs:
             continue
@@ -66,14 +69,16 @@ def _prune_app(db: sqlite3.Connection, r: Retention, account: str, app_id: str) 
     return deleted + _delete_beyond(db, app, (app_id, account), r.max_app_bytes)
 
 
-def prune(db: sqlite3.Connection, r: Retention, *, now_s: float,
-          apps: Iterable[tuple[str, str]] | None) -> int:  # fmt: skip
+def prune(
+    db: sqlite3.Connection, r: Retention, *, now_s: float, apps: Iterable[tuple[str, str]] | None
+) -> int:
     """Apply the retention in one transaction: the age everywhere, the per-app bounds to
     `apps` (None: every app), then the whole file's bound. The number of events deleted."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        deleted = db.execute("DELETE FROM events WHERE received_at < ?",
-                             (now_s - r.max_age_s,)).rowcount  # fmt: skip
+        deleted = db.execute(
+            "DELETE FROM events WHERE received_at < ?", (now_s - r.max_age_s,)
+        ).rowcount
         if apps is None:
             apps = db.execute("SELECT DISTINCT account, app_id FROM events").fetchall()
         for account, app_id in apps:

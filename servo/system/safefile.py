@@ -35,8 +35,9 @@ def write_private_files(directory: Path, files: Mapping[str, bytes]) -> list[Pat
     try:
         for name, data in files.items():
             tmp = f".{name}.{secrets.token_hex(6)}.tmp"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, PRIVATE_FILE,
-                         dir_fd=dir_fd)  # fmt: skip
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, PRIVATE_FILE, dir_fd=dir_fd
+            )
             try:
                 os.fchmod(fd, PRIVATE_FILE)  # whatever the umask
                 _write_all(fd, data)

@@ -112,8 +112,9 @@ class PodWatch:
             except KubeError as e:
                 self._on_error(e)
             except Exception as e:  # noqa: BLE001 - the watch thread must outlive any bug
-                logger.exception("watch failed unexpectedly, will retry",
-                                 extra={"namespace": self.scope})  # fmt: skip
+                logger.exception(
+                    "watch failed unexpectedly, will retry", extra={"namespace": self.scope}
+                )
                 self._on_error(KubeError(0, type(e).__name__, str(e)[:500]))
 
     def _list(self) -> Iterator[WatchEvent]:

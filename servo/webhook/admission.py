@@ -117,8 +117,11 @@ def token_volume(name: str) -> dict[str, Any]:
     """The monitor's credential for its POSTs: a service-account token the kubelet projects
     and rotates, for the servo's audience only (useless against the API server), mounted into
     the monitor container alone, so neither the pod spec nor the job container holds it."""
-    source = {"audience": STATS_AUDIENCE, "expirationSeconds": TOKEN_EXPIRATION_S,
-              "path": STATS_TOKEN_PATH.rsplit("/", 1)[1]}  # fmt: skip
+    source = {
+        "audience": STATS_AUDIENCE,
+        "expirationSeconds": TOKEN_EXPIRATION_S,
+        "path": STATS_TOKEN_PATH.rsplit("/", 1)[1],
+    }
     return {"name": name, "projected": {"sources": [{"serviceAccountToken": source}]}}
 
 

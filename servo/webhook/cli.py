@@ -44,13 +44,18 @@ DESCRIPTION = (
 
 def add_webhook_parser(subparsers: Any) -> None:
     """Add the `webhook` subcommand."""
-    p = subparsers.add_parser("webhook", help="serve the admission webhook (monitor, ADJUST)",
-                              description=DESCRIPTION)  # fmt: skip
-    p.add_argument("--port", type=int, default=None, help="HTTPS port (default 8443, or "
-                   "OPTUNE_WEBHOOK_PORT)")  # fmt: skip
+    p = subparsers.add_parser(
+        "webhook", help="serve the admission webhook (monitor, ADJUST)", description=DESCRIPTION
+    )
+    p.add_argument(
+        "--port", type=int, default=None, help="HTTPS port (default 8443, or OPTUNE_WEBHOOK_PORT)"
+    )
     p.add_argument("--bind", default=None, help="address to listen on (default 0.0.0.0)")
-    p.add_argument("--tls-cert", default=None, help="serving certificate PEM (default: "
-                   "OPTUNE_WEBHOOK_CERT; neither: self-generate)")  # fmt: skip
+    p.add_argument(
+        "--tls-cert",
+        default=None,
+        help="serving certificate PEM (default: OPTUNE_WEBHOOK_CERT; neither: self-generate)",
+    )
     p.add_argument("--tls-key", default=None, help="its private key PEM (OPTUNE_WEBHOOK_KEY)")
     p.add_argument(
         "--kubeconfig",
@@ -111,14 +116,17 @@ def server_version(api_client: Any) -> tuple[int, int] | None:
     try:
         info = k8s.VersionApi(api_client).get_code(_request_timeout=10)
     except Exception as e:  # noqa: BLE001 - any failure means "unknown": plain containers
-        logger.warning("cannot read /version; assuming an old cluster (plain container)",
-                       extra={"error": str(e)})  # fmt: skip
+        logger.warning(
+            "cannot read /version; assuming an old cluster (plain container)",
+            extra={"error": str(e)},
+        )
         return None
     return parse_k8s_version(info.major or "", info.minor or "", info.git_version or "")
 
 
-def _self_generated_tls(wcfg: WebhookConfig, api_client: Any,
-                        stop: threading.Event) -> tuple[Path, Path, bytes] | None:  # fmt: skip
+def _self_generated_tls(
+    wcfg: WebhookConfig, api_client: Any, stop: threading.Event
+) -> tuple[Path, Path, bytes] | None:
     from servo.webhook.tls import (
         CaBundleError,
         generate_ca,
@@ -136,17 +144,25 @@ def _self_generated_tls(wcfg: WebhookConfig, api_client: Any,
     write_pair(ca, directory, "ca", with_key=False)  # the CA's key is not needed again
     cert_path, key_path = write_pair(serving, directory, "tls")
     if not wcfg.patch_ca:
-        logger.info("self-generated CA not installed (OPTUNE_WEBHOOK_PATCH_CA=false)",
-                    extra={"ca": str(directory / "ca.crt")})  # fmt: skip
+        logger.info(
+            "self-generated CA not installed (OPTUNE_WEBHOOK_PATCH_CA=false)",
+            extra={"ca": str(directory / "ca.crt")},
+        )
         return cert_path, key_path, ca.cert_pem
     wait_s = 1.0
     for attempt in range(1, CA_PATCH_ATTEMPTS + 1):
         try:
-            changed = patch_ca_bundle(api_client, wcfg.webhook_config_name, ca.cert_pem,
-                                      service=wcfg.service_name,
-                                      namespace=wcfg.service_namespace)  # fmt: skip
-            logger.info("caBundle installed", extra={"webhooks": changed,
-                        "config": wcfg.webhook_config_name})  # fmt: skip
+            changed = patch_ca_bundle(
+                api_client,
+                wcfg.webhook_config_name,
+                ca.cert_pem,
+                service=wcfg.service_name,
+                namespace=wcfg.service_namespace,
+            )
+            logger.info(
+                "caBundle installed",
+                extra={"webhooks": changed, "config": wcfg.webhook_config_name},
+            )
             return cert_path, key_path, ca.cert_pem
         except CaBundleError as e:
             log = logger.error if attempt == CA_PATCH_ATTEMPTS else logger.warning
@@ -170,26 +186,36 @@ def _recheck_ca(wcfg: WebhookConfig, api_client: Any, ca_pem: bytes, stop: threa
                 service=wcfg.service_name,
                 namespace=wcfg.service_namespace,
             ):
-                logger.warning("caBundle was missing or stale; installed again")  # fmt: skip
+                logger.warning("caBundle was missing or stale; installed again")
         except CaBundleError as e:
             logger.warning("caBundle check failed", extra={"error": str(e)})
 
 
-def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
-                stop: threading.Event | None = None) -> int:  # fmt: skip
+def run_webhook(
+    args: argparse.Namespace, environ: Mapping[str, str], stop: threading.Event | None = None
+) -> int:
     """Run the webhook until SIGTERM/SIGINT (or `stop`, for tests); return the exit status."""
     try:
         cfg, wcfg = _load(args, environ)
     except ConfigError as e:
         lines = "\n".join(f"  - {p}" for p in e.problems)
-        print(f"servo webhook: configuration error ({len(e.problems)} problem(s)):\n{lines}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"servo webhook: configuration error ({len(e.problems)} problem(s)):\n{lines}",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     from servo.system.logs import configure_logging
 
     configure_logging(debug=cfg.debug, fmt=getattr(args, "log_format", None) or cfg.log_format)
-    logger.info("webhook starting", extra={"config": cfg.masked(), "port": wcfg.port,
-                "sidecar_style": wcfg.sidecar_style, "budget_s": wcfg.budget_s})  # fmt: skip
+    logger.info(
+        "webhook starting",
+        extra={
+            "config": cfg.masked(),
+            "port": wcfg.port,
+            "sidecar_style": wcfg.sidecar_style,
+            "budget_s": wcfg.budget_s,
+        },
+    )
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -238,21 +264,28 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
     except (OSError, ValueError) as e:
         print(f"servo webhook: cannot load TLS certificate {cert_path}: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    monitor = MonitorSpec(name=cfg.stats.monitor_container, image=cfg.sleeper_image,
-                          stats_url=wcfg.stats_url, native=native)  # fmt: skip
+    monitor = MonitorSpec(
+        name=cfg.stats.monitor_container,
+        image=cfg.sleeper_image,
+        stats_url=wcfg.stats_url,
+        native=native,
+    )
     metrics = WebhookMetrics()
     exchange = (
         Exchange(
             ReporterSender(cfg.report), budget_s=wcfg.budget_s, ranges=wcfg.ranges, metrics=metrics
-        )  # fmt: skip
+        )
         if wcfg.exchange
         else None
     )
     admitter = Admitter(cfg, monitor=monitor, exchange=exchange, metrics=metrics)
-    server = WebhookServer(admitter, ctx,
-                           bind=wcfg.bind, port=wcfg.port,
-                           before_accept=None if self_generated else
-                           CertReloader(ctx, cert_path, key_path))  # fmt: skip
+    server = WebhookServer(
+        admitter,
+        ctx,
+        bind=wcfg.bind,
+        port=wcfg.port,
+        before_accept=None if self_generated else CertReloader(ctx, cert_path, key_path),
+    )
     try:
         server.start()
     except OSError as e:
@@ -260,8 +293,12 @@ def run_webhook(args: argparse.Namespace, environ: Mapping[str, str],
         return EXIT_FAILED
     ops = _start_ops(cfg, metrics, server)
     if ca_pem is not None and wcfg.patch_ca and wcfg.ca_recheck_s > 0:
-        threading.Thread(target=_recheck_ca, args=(wcfg, api_client, ca_pem, stop),
-                         name="ca-recheck", daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=_recheck_ca,
+            args=(wcfg, api_client, ca_pem, stop),
+            name="ca-recheck",
+            daemon=True,
+        ).start()
     stop.wait()
     logger.info("webhook stopping")
     if ops is not None:
@@ -277,13 +314,19 @@ def _start_ops(cfg: Config, metrics: WebhookMetrics, server: WebhookServer) -> O
     def serving() -> tuple[bool, dict[str, Any]]:
         return server.serving, {"port": server.bound_port}
 
-    ops = OpsServer(metrics.registry, health=serving, ready=serving,
-                    bind=cfg.metrics.bind, port=cfg.metrics.port)  # fmt: skip
+    ops = OpsServer(
+        metrics.registry,
+        health=serving,
+        ready=serving,
+        bind=cfg.metrics.bind,
+        port=cfg.metrics.port,
+    )
     try:
         ops.start()
     except OSError as e:
         # The webhook itself still works; only its metrics and plain-HTTP probes are missing.
-        logger.error("metrics and probes cannot listen", extra={
-            "port": cfg.metrics.port, "error": str(e)})  # fmt: skip
+        logger.error(
+            "metrics and probes cannot listen", extra={"port": cfg.metrics.port, "error": str(e)}
+        )
         return None
     return ops

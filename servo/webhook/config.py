@@ -74,8 +74,10 @@ def load_webhook_config(environ: Mapping[str, str]) -> WebhookConfig:
     problems, text = env.problems, env.text
     ca_recheck_s = env.setting(S.WEBHOOK_CA_RECHECK)
     if 0 < ca_recheck_s < MIN_CA_RECHECK_S:
-        problems.append(f"{S.WEBHOOK_CA_RECHECK.name}={ca_recheck_s:g}: 0 turns the re-check"
-                        f" off; otherwise at least {MIN_CA_RECHECK_S:g} s")  # fmt: skip
+        problems.append(
+            f"{S.WEBHOOK_CA_RECHECK.name}={ca_recheck_s:g}: 0 turns the re-check"
+            f" off; otherwise at least {MIN_CA_RECHECK_S:g} s"
+        )
     cert, key = text("OPTUNE_WEBHOOK_CERT"), text("OPTUNE_WEBHOOK_KEY")
     if (cert is None) != (key is None):
         problems.append("OPTUNE_WEBHOOK_CERT and OPTUNE_WEBHOOK_KEY: set both, or neither")

@@ -11,8 +11,14 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 # nothing to add), not-a-job, not-watched (namespace), skipped (not a pod CREATE, Windows),
 # malformed (not an AdmissionReview), failed (a bug: the pod was let through unchanged).
 REVIEW_RESULTS = (
-    "patched", "unchanged", "not-a-job", "not-watched", "skipped", "malformed", "failed",
-)  # fmt: skip
+    "patched",
+    "unchanged",
+    "not-a-job",
+    "not-watched",
+    "skipped",
+    "malformed",
+    "failed",
+)
 # What a WHATS_NEXT exchange came to: adjusted (the pod got the backend's settings), no
 # adjustment (MEASURE, SLEEP, an ADJUST that could not apply), out of time (the 2 s budget),
 # backend error, describe loop (DESCRIBE asked too often).
@@ -25,17 +31,23 @@ class WebhookMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.reviews = Counter(
-            "servo_webhook_reviews", "AdmissionReviews answered, by what the answer did",
-            ["result"], registry=r,
-        )  # fmt: skip
+            "servo_webhook_reviews",
+            "AdmissionReviews answered, by what the answer did",
+            ["result"],
+            registry=r,
+        )
         self.review_seconds = Histogram(
-            "servo_webhook_review_seconds", "Time to answer an AdmissionReview",
-            buckets=REVIEW_BUCKETS, registry=r,
-        )  # fmt: skip
+            "servo_webhook_review_seconds",
+            "Time to answer an AdmissionReview",
+            buckets=REVIEW_BUCKETS,
+            registry=r,
+        )
         self.exchanges = Counter(
-            "servo_webhook_exchanges", "WHATS_NEXT exchanges with the backend, by outcome",
-            ["outcome"], registry=r,
-        )  # fmt: skip
+            "servo_webhook_exchanges",
+            "WHATS_NEXT exchanges with the backend, by outcome",
+            ["outcome"],
+            registry=r,
+        )
         # Every label shows from the start (at 0), so a rate() has a series before the first.
         for result in REVIEW_RESULTS:
             self.reviews.labels(result)

@@ -70,8 +70,14 @@ class BadReviewError(ValueError):
     """Not an AdmissionReview we can act on; `uid` is echoed when the body had one.
     `review`: False when the body is no review at all (not a JSON object with a request)."""
 
-    def __init__(self, message: str, *, uid: str = "", api_version: str = API_VERSIONS[0],
-                 review: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        message: str,
+        *,
+        uid: str = "",
+        api_version: str = API_VERSIONS[0],
+        review: bool = True,
+    ) -> None:
         super().__init__(message)
         self.uid = uid
         self.api_version = api_version
@@ -87,8 +93,9 @@ def parse_review(raw: bytes) -> Review:
     except RecursionError as e:
         # JSON nested deeper than Python's recursion limit (the API server allows more).
         seen_uid, seen_version = scan_review_ids(raw)
-        raise BadReviewError("body nested too deeply to decode", uid=seen_uid,
-                             api_version=seen_version) from e  # fmt: skip
+        raise BadReviewError(
+            "body nested too deeply to decode", uid=seen_uid, api_version=seen_version
+        ) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("request"), dict):
         raise BadReviewError("body is not an AdmissionReview (no request)", review=False)
     api_version = doc.get("apiVersion")
@@ -98,8 +105,9 @@ def parse_review(raw: bytes) -> Review:
     if not isinstance(uid, str) or not uid:
         raise BadReviewError("no request.uid", api_version=api_version)
     if doc.get("kind") != "AdmissionReview":
-        raise BadReviewError(f"kind {doc.get('kind')!r} is not AdmissionReview", uid=uid,
-                             api_version=api_version)  # fmt: skip
+        raise BadReviewError(
+            f"kind {doc.get('kind')!r} is not AdmissionReview", uid=uid, api_version=api_version
+        )
     kind = request.get("kind")
     obj = request.get("object")
     return Review(
@@ -127,9 +135,12 @@ def scan_review_ids(raw: bytes) -> tuple[str, str]:
 
 
 def review_response(
-    *, uid: str, api_version: str = API_VERSIONS[0], ops: list[Any] | None = None,
+    *,
+    uid: str,
+    api_version: str = API_VERSIONS[0],
+    ops: list[Any] | None = None,
     warnings: list[str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """PURE: the AdmissionReview answer; always allowed, a JSONPatch only when there are ops."""
     response: dict[str, Any] = {"uid": uid, "allowed": True}
     if ops:
@@ -184,28 +195,46 @@ class Exchange:
     """WHATS_NEXT for one app id before its pod starts: DESCRIBE, ADJUST, MEASURE or SLEEP."""
 
     def __init__(
-        self, send: Sender, *, budget_s: float, ranges: Ranges,
-        clock: Callable[[], float] = time.monotonic, metrics: WebhookMetrics | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        send: Sender,
+        *,
+        budget_s: float,
+        ranges: Ranges,
+        clock: Callable[[], float] = time.monotonic,
+        metrics: WebhookMetrics | None = None,
+    ) -> None:
         self._send = send
         self._budget_s = budget_s
         self._ranges = ranges
         self._clock = clock
         self._metrics = metrics
 
-    def run(self, *, review_uid: str, app_id: str, pod: Mapping[str, Any], index: int,
-            log: logging.LoggerAdapter[logging.Logger]) -> Adjustment | None:  # fmt: skip
+    def run(
+        self,
+        *,
+        review_uid: str,
+        app_id: str,
+        pod: Mapping[str, Any],
+        index: int,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> Adjustment | None:
         """The adjustment the backend asked for, or None; never raises for backend trouble."""
-        adj, outcome = self._exchange(review_uid=review_uid, app_id=app_id, pod=pod,
-                                      index=index, log=log)  # fmt: skip
+        adj, outcome = self._exchange(
+            review_uid=review_uid, app_id=app_id, pod=pod, index=index, log=log
+        )
         if self._metrics is not None:
             self._metrics.exchanged(outcome)
         return adj
 
     def _exchange(
-        self, *, review_uid: str, app_id: str, pod: Mapping[str, Any], index: int,
+        self,
+        *,
+        review_uid: str,
+        app_id: str,
+        pod: Mapping[str, Any],
+        index: int,
         log: logging.LoggerAdapter[logging.Logger],
-    ) -> tuple[Adjustment | None, str]:  # fmt: skip
+    ) -> tuple[Adjustment | None, str]:
         """(the adjustment or None, the outcome for the metrics)."""
         deadline = self._clock() + self._budget_s
         n = 0
@@ -227,10 +256,16 @@ class Exchange:
                     send("DESCRIPTION", build_description(job_container(pod, index), self._ranges))
                     continue
                 if cmd == "ADJUST":
-                    adj = build_adjustment(pod, reply.get("param"), index=index,
-                                           ranges=self._ranges)  # fmt: skip
-                    log.info("adjust asked", extra={"status": adj.reply.get("status"),
-                                                    "reason": adj.reply.get("reason")})  # fmt: skip
+                    adj = build_adjustment(
+                        pod, reply.get("param"), index=index, ranges=self._ranges
+                    )
+                    log.info(
+                        "adjust asked",
+                        extra={
+                            "status": adj.reply.get("status"),
+                            "reason": adj.reply.get("reason"),
+                        },
+                    )
                     self._reply_adjustment(send, adj, log)
                     return (adj, "adjusted") if adj.ok else (None, "no-adjustment")
                 if cmd not in ("MEASURE", "SLEEP"):
@@ -239,17 +274,22 @@ class Exchange:
             log.warning("backend kept asking to DESCRIBE; pod goes on unchanged")
             return None, "describe-loop"
         except _OutOfTimeError:
-            log.warning("backend exchange out of time; pod goes on unchanged",
-                        extra={"budget_s": self._budget_s})  # fmt: skip
+            log.warning(
+                "backend exchange out of time; pod goes on unchanged",
+                extra={"budget_s": self._budget_s},
+            )
             return None, "out-of-time"
         except ReportError as e:
-            log.warning("backend exchange failed; pod goes on unchanged",
-                        extra={"status": e.status, "error": str(e)})  # fmt: skip
+            log.warning(
+                "backend exchange failed; pod goes on unchanged",
+                extra={"status": e.status, "error": str(e)},
+            )
             return None, "backend-error"
 
     @staticmethod
-    def _reply_adjustment(send: Callable[[str, Any], Any], adj: Adjustment,
-                          log: logging.LoggerAdapter[logging.Logger]) -> None:  # fmt: skip
+    def _reply_adjustment(
+        send: Callable[[str, Any], Any], adj: Adjustment, log: logging.LoggerAdapter[logging.Logger]
+    ) -> None:
         # The backend asked; the pod gets the settings even if the ADJUSTMENT is not delivered.
         try:
             send("ADJUSTMENT", adj.reply)
@@ -264,9 +304,13 @@ class Admitter:
     """Turns one AdmissionReview body into its answer (thread-safe: no shared mutable state)."""
 
     def __init__(
-        self, cfg: Config, *, monitor: MonitorSpec, exchange: Exchange | None,
+        self,
+        cfg: Config,
+        *,
+        monitor: MonitorSpec,
+        exchange: Exchange | None,
         metrics: WebhookMetrics | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.cfg = cfg
         self.monitor = monitor
         self.exchange = exchange
@@ -286,8 +330,9 @@ class Admitter:
         except Exception:  # noqa: BLE001 - the pod is let through whatever went wrong
             uid, api_version = scan_review_ids(raw)
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": uid})
-            answer = review_response(uid=uid, api_version=api_version,
-                                     warnings=[INTERNAL_ERROR_WARNING])  # fmt: skip
+            answer = review_response(
+                uid=uid, api_version=api_version, warnings=[INTERNAL_ERROR_WARNING]
+            )
             status, result = 200, "failed"
         try:
             if self.metrics is not None:
@@ -308,12 +353,20 @@ class Admitter:
             return 200, answer, "malformed"
         try:
             ops, result = self.ops_for(review)
-            return 200, review_response(uid=review.uid, api_version=review.api_version,
-                                        ops=ops), result  # fmt: skip
+            return (
+                200,
+                review_response(uid=review.uid, api_version=review.api_version, ops=ops),
+                result,
+            )
         except Exception:  # noqa: BLE001 - deep JSON, odd fields: the pod goes through unchanged
             logger.exception("admission failed; pod allowed unchanged", extra={"uid": review.uid})
-        return 200, review_response(uid=review.uid, api_version=review.api_version,
-                                    warnings=[INTERNAL_ERROR_WARNING]), "failed"  # fmt: skip
+        return (
+            200,
+            review_response(
+                uid=review.uid, api_version=review.api_version, warnings=[INTERNAL_ERROR_WARNING]
+            ),
+            "failed",
+        )
 
     def ops_for(self, review: Review) -> tuple[list[Any], str]:
         """The JSON Patch for a review (the monitor and the backend's adjustment, or []) and
@@ -322,8 +375,9 @@ class Admitter:
         raw_meta = pod.get("metadata")
         meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
         name = str(meta.get("name") or meta.get("generateName") or "")
-        log = logging.LoggerAdapter(logger, {"pod": f"{review.namespace}/{name}",
-                                             "uid": review.uid})  # fmt: skip
+        log = logging.LoggerAdapter(
+            logger, {"pod": f"{review.namespace}/{name}", "uid": review.uid}
+        )
         if review.operation != "CREATE" or review.kind != "Pod" or review.subresource:
             return [], "skipped"
         watched = self.cfg.watch.namespaces
@@ -344,8 +398,13 @@ class Admitter:
             # Kept until the servo has the measurement in its outbox (OPTUNE_FINALIZER_GUARD).
             ops += guard_patch(pod)
         if self.exchange is not None and not review.dry_run:
-            adj = self.exchange.run(review_uid=review.uid, app_id=found.value, pod=pod,
-                                    index=self.cfg.app_id.job_container_index, log=log)  # fmt: skip
+            adj = self.exchange.run(
+                review_uid=review.uid,
+                app_id=found.value,
+                pod=pod,
+                index=self.cfg.app_id.job_container_index,
+                log=log,
+            )
             if adj is not None:
                 ops += adj.ops
         log.info("job pod admitted", extra={"job": found.value, "ops": len(ops)})

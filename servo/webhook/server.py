@@ -45,8 +45,9 @@ class _Server(ThreadingHTTPServer):
         ), addr
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        logger.warning("webhook connection failed", extra={"peer": str(client_address)},
-                       exc_info=True)  # fmt: skip
+        logger.warning(
+            "webhook connection failed", extra={"peer": str(client_address)}, exc_info=True
+        )
 
 
 class _Handler(BodyHandler):
@@ -102,8 +103,9 @@ class WebhookServer:
 
     def start(self) -> WebhookServer:
         self._server = _Server((self.bind, self.port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.2}, daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
         self._thread.start()
         logger.info("webhook listening", extra={"bind": self.bind, "port": self.bound_port})
         return self

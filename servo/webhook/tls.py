@@ -90,15 +90,16 @@ def generate_ca(common_name: str, *, now: dt.datetime) -> CertPair:
                 decipher_only=False,
             ),
             critical=True,
-        )  # fmt: skip
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def generate_serving_cert(ca: CertPair, dns_names: list[str], *, now: dt.datetime,
-                          ip_addresses: list[str] | None = None) -> CertPair:  # fmt: skip
+def generate_serving_cert(
+    ca: CertPair, dns_names: list[str], *, now: dt.datetime, ip_addresses: list[str] | None = None
+) -> CertPair:
     """A serving certificate for `dns_names` (and IPs) signed by `ca`."""
     ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
     ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
@@ -126,8 +127,9 @@ def generate_serving_cert(ca: CertPair, dns_names: list[str], *, now: dt.datetim
     return CertPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def write_pair(pair: CertPair, directory: Path, stem: str, *,
-               with_key: bool = True) -> tuple[Path, Path]:  # fmt: skip
+def write_pair(
+    pair: CertPair, directory: Path, stem: str, *, with_key: bool = True
+) -> tuple[Path, Path]:
     """Write `<stem>.crt` and (`with_key`) `<stem>.key` into `directory`, 0600 and never
     through a link (servo/system/safefile.py); return their paths."""
     files = {f"{stem}.crt": pair.cert_pem}
@@ -149,9 +151,15 @@ class CertReloader:
     """Reloads the certificate into a live context when its files change (cert-manager renews
     them in place through the mounted Secret); a half-written pair is retried later."""
 
-    def __init__(self, ctx: ssl.SSLContext, cert_file: str | Path, key_file: str | Path, *,
-                 clock: Callable[[], float] = time.monotonic,
-                 check_s: float = RELOAD_CHECK_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ctx: ssl.SSLContext,
+        cert_file: str | Path,
+        key_file: str | Path,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        check_s: float = RELOAD_CHECK_S,
+    ) -> None:
         self.ctx, self.cert_file, self.key_file = ctx, Path(cert_file), Path(key_file)
         self.clock, self.check_s = clock, check_s
         self._lock = threading.Lock()
@@ -176,8 +184,10 @@ class CertReloader:
                 # Affects connections made from now on; open ones keep their certificate.
                 self.ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
             except (OSError, ssl.SSLError) as e:
-                logger.warning("certificate reload failed, keeping the old one",
-                               extra={"error": str(e), "cert": str(self.cert_file)})  # fmt: skip
+                logger.warning(
+                    "certificate reload failed, keeping the old one",
+                    extra={"error": str(e), "cert": str(self.cert_file)},
+                )
                 return
             self._stamp = stamp
             logger.info("certificate reloaded", extra={"cert": str(self.cert_file)})
@@ -186,8 +196,9 @@ class CertReloader:
 # -- the caBundle of the MutatingWebhookConfiguration ---------------------------------------
 
 
-def build_ca_bundle_patch(config: Mapping[str, Any], ca_pem: bytes, *, service: str,
-                          namespace: str) -> list[dict[str, Any]]:  # fmt: skip
+def build_ca_bundle_patch(
+    config: Mapping[str, Any], ca_pem: bytes, *, service: str, namespace: str
+) -> list[dict[str, Any]]:
     """PURE: JSON-Patch ops that set caBundle on each webhook of `config` calling our Service.
 
     Each change is guarded by a `test` of the webhook's name at that index, so a concurrent
@@ -219,8 +230,9 @@ class CaBundleError(Exception):
     """The caBundle could not be read or patched (RBAC, missing object, API down)."""
 
 
-def patch_ca_bundle(api_client: Any, name: str, ca_pem: bytes, *, service: str,
-                    namespace: str) -> int:  # fmt: skip
+def patch_ca_bundle(
+    api_client: Any, name: str, ca_pem: bytes, *, service: str, namespace: str
+) -> int:
     """Put `ca_pem` into the named MutatingWebhookConfiguration; return the webhooks changed.
 
     Needs get and patch on mutatingwebhookconfigurations/<name> (example/webhook.yaml).
@@ -231,8 +243,9 @@ def patch_ca_bundle(api_client: Any, name: str, ca_pem: bytes, *, service: str,
 
     api = k8s.AdmissionregistrationV1Api(api_client)
     try:
-        raw: Any = api.read_mutating_webhook_configuration(name, _preload_content=False,
-                                                      _request_timeout=10)  # fmt: skip
+        raw: Any = api.read_mutating_webhook_configuration(
+            name, _preload_content=False, _request_timeout=10
+        )
         config = json.loads(raw.data)
         ops = build_ca_bundle_patch(config, ca_pem, service=service, namespace=namespace)
         if not any(op["op"] == "add" for op in ops):
@@ -241,8 +254,10 @@ def patch_ca_bundle(api_client: Any, name: str, ca_pem: bytes, *, service: str,
                 (h.get("clientConfig") or {}).get("service", {}).get("name") == service
                 for h in hooks
             ):
-                raise CaBundleError(f"mutatingwebhookconfiguration {name}: no webhook calls "
-                                    f"service {namespace}/{service}")  # fmt: skip
+                raise CaBundleError(
+                    f"mutatingwebhookconfiguration {name}: no webhook calls "
+                    f"service {namespace}/{service}"
+                )
             return 0
         api.patch_mutating_webhook_configuration(
             name, ops, _content_type="application/json-patch+json", _request_timeout=10

@@ -42,8 +42,9 @@ def args_of(c: dict[str, Any], tmp_path: Path) -> list[str]:
 
 def test_the_example_starts_listening_everywhere_with_its_token(tmp_path: Path) -> None:
     c = container()
-    collector = collector_from_args(build_parser().parse_args(args_of(c, tmp_path)),
-                                    env_of(c, "t0ken"))  # fmt: skip
+    collector = collector_from_args(
+        build_parser().parse_args(args_of(c, tmp_path)), env_of(c, "t0ken")
+    )
     try:
         assert (collector.bind, collector.port) == ("0.0.0.0", 8090)
         assert [g.token for g in collector.grants] == ["t0ken"]

@@ -223,11 +223,13 @@ def test_token_review_rbac_is_create_on_tokenreviews_only() -> None:
     binding = _one("svc-tokenreview.yaml", "ClusterRoleBinding")
 
     assert role["rules"] == [
-        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"],
-         "verbs": ["create"]}
-    ]  # fmt: skip
-    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-           "name": role["metadata"]["name"]}  # fmt: skip
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    ref = {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     assert binding["roleRef"] == ref
     assert binding["subjects"] == [SERVO_SUBJECT]
 
@@ -242,8 +244,10 @@ def test_sample_monitor_holds_the_only_mount_of_its_projected_token(name: str) -
     mount = next(m for m in monitor["volumeMounts"] if m["name"] == volume["name"])
 
     assert source["audience"] == "servo-stats" and source["path"] == "token"
-    assert f"{mount['mountPath']}/{source['path']}" == _env(monitor)[
-        "OPTUNE_STATS_TOKEN_FILE"]["value"]  # fmt: skip
+    assert (
+        f"{mount['mountPath']}/{source['path']}"
+        == _env(monitor)["OPTUNE_STATS_TOKEN_FILE"]["value"]
+    )
     assert mount["readOnly"] is True and "OPTUNE_STATS_TOKEN" not in _env(monitor)
     others = [c for c in everyone if c is not monitor]
     assert all(m["name"] != volume["name"] for c in others for m in c.get("volumeMounts", []))

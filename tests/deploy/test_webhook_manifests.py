@@ -40,8 +40,15 @@ def test_webhook_fails_open_fast_and_only_for_pod_create(path: Path) -> None:
 
     assert hook["failurePolicy"] == "Ignore" and hook["sideEffects"] == "None"
     assert hook["admissionReviewVersions"] == ["v1"] and hook["timeoutSeconds"] == 5
-    assert hook["rules"] == [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                              "resources": ["pods"], "scope": "Namespaced"}]  # fmt: skip
+    assert hook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
     assert hook["namespaceSelector"]["matchLabels"] == {"servo.optune.io/watch": "true"}
     service = _one(path, "Service")
     assert hook["clientConfig"]["service"]["name"] == service["metadata"]["name"]
@@ -65,13 +72,21 @@ def test_self_generated_ca_rbac_is_get_and_patch_of_one_configuration() -> None:
     [rule] = _one(SELF_GENERATED, "ClusterRole")["rules"]
     binding = _one(SELF_GENERATED, "ClusterRoleBinding")
     name = _one(SELF_GENERATED, "MutatingWebhookConfiguration")["metadata"]["name"]
-    env = {e["name"]: e for e in _one(SELF_GENERATED, "Deployment")["spec"]["template"]["spec"][
-        "containers"][0]["env"]}  # fmt: skip
+    env = {
+        e["name"]: e
+        for e in _one(SELF_GENERATED, "Deployment")["spec"]["template"]["spec"]["containers"][0][
+            "env"
+        ]
+    }
 
-    assert rule == {"apiGroups": ["admissionregistration.k8s.io"],
-                    "resources": ["mutatingwebhookconfigurations"],
-                    "resourceNames": [name], "verbs": ["get", "patch"]}  # fmt: skip
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "servo-webhook",
-                                    "namespace": "servo"}]  # fmt: skip
+    assert rule == {
+        "apiGroups": ["admissionregistration.k8s.io"],
+        "resources": ["mutatingwebhookconfigurations"],
+        "resourceNames": [name],
+        "verbs": ["get", "patch"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "servo-webhook", "namespace": "servo"}
+    ]
     assert env["OPTUNE_WEBHOOK_CONFIG_NAME"]["value"] == name
     assert _one(SELF_GENERATED, "Deployment")["spec"]["replicas"] == 1

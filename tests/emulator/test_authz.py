@@ -135,8 +135,7 @@ def test_core_and_group_discovery(emu: KubeEmulator) -> None:
     assert versions.versions == ["v1"] and versions.server_address_by_client_cidrs
     groups = k8s.ApisApi(api).get_api_versions()
     by_name = {g.name: g for g in groups.groups}
-    assert set(by_name) == {"coordination.k8s.io", "authorization.k8s.io",
-                            "authentication.k8s.io"}  # fmt: skip
+    assert set(by_name) == {"coordination.k8s.io", "authorization.k8s.io", "authentication.k8s.io"}
     coordination = by_name["coordination.k8s.io"]
     assert coordination.preferred_version.group_version == "coordination.k8s.io/v1"
     assert [v.version for v in coordination.versions] == ["v1"]

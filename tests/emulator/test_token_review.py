@@ -60,7 +60,8 @@ def test_odd_review_answers_are_not_authenticated(doc: Any) -> None:
 
 def test_claims_that_are_not_single_strings_are_empty() -> None:
     extra = {POD_UID_EXTRA: ["a", "b"], POD_NAME_EXTRA: "n"}
-    doc = {"status": {"authenticated": True, "audiences": ["servo-stats"],
-                      "user": {"extra": extra}}}  # fmt: skip
+    doc = {
+        "status": {"authenticated": True, "audiences": ["servo-stats"], "user": {"extra": extra}}
+    }
     who = identity_from_review(doc, "servo-stats")
     assert who.authenticated and who.pod_uid == "" and who.pod_name == ""

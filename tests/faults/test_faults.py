@@ -46,8 +46,15 @@ def test_backend_fails_30_percent_of_requests_at_random(tmp_path: Path) -> None:
     out = flaky_backend(tmp_path, jobs=100, seed=2, rate=0.3)
     faults = out.notes["faults"]
     # Every kind of fault happened, the ones after storing included.
-    assert set(faults) == {"500", "503", "timeout", "reset", "timeout-after", "reset-after",
-                           "503-after"}  # fmt: skip
+    assert set(faults) == {
+        "500",
+        "503",
+        "timeout",
+        "reset",
+        "timeout-after",
+        "reset-after",
+        "503-after",
+    }
     assert out.attempts > 100
     # A fault after storing is a delivery the servo did not see: it sent that job again,
     # and the collector kept one row.

@@ -63,9 +63,12 @@ def process_env(env: dict[str, str]) -> dict[str, str]:
 
 def run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*check_command(), *args], capture_output=True, text=True, env=process_env(env),
+        [*check_command(), *args],
+        capture_output=True,
+        text=True,
+        env=process_env(env),
         timeout=60,
-    )  # fmt: skip
+    )
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -91,9 +94,20 @@ def test_everything_ok_exits_0_and_says_hello_with_an_id_of_its_own(
     proc = run_cli(["--kubeconfig", str(kubeconfig), "check"], servo_env(backend, tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    for name in ("configuration", "kube credentials", "API server", "namespace default",
-                 "RBAC default", "namespace batch", "RBAC batch", "backend", "outbox",
-                 "stats port", "metrics port", "tokenreviews"):  # fmt: skip
+    for name in (
+        "configuration",
+        "kube credentials",
+        "API server",
+        "namespace default",
+        "RBAC default",
+        "namespace batch",
+        "RBAC batch",
+        "backend",
+        "outbox",
+        "stats port",
+        "metrics port",
+        "tokenreviews",
+    ):
         assert any(line.startswith("OK") and f" {name} " in line for line in lines), name
     assert any(line.startswith("SKIP") and "cgroup layout" in line for line in lines)
     assert "v1.30.0-emu" in proc.stdout
@@ -113,8 +127,9 @@ def test_everything_ok_exits_0_and_says_hello_with_an_id_of_its_own(
 
 
 def test_json_format(kubeconfig: Path, backend: RecordingBackend, tmp_path: Path) -> None:
-    proc = run_cli(["--kubeconfig", str(kubeconfig), "check", "--format", "json"],
-                   servo_env(backend, tmp_path))  # fmt: skip
+    proc = run_cli(
+        ["--kubeconfig", str(kubeconfig), "check", "--format", "json"], servo_env(backend, tmp_path)
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and doc["ok"] is True and doc["exit_code"] == 0
     assert {c["status"] for c in doc["checks"]} <= {"ok", "skip"}
@@ -133,10 +148,10 @@ def test_a_denied_verb_exits_1_naming_the_verb_and_namespace(
     assert "RBAC batch" in proc.stdout and "servo will not work" in proc.stdout
 
 
-def test_bad_config_exits_2_naming_every_problem(backend: RecordingBackend,
-                                                 tmp_path: Path) -> None:  # fmt: skip
-    env = servo_env(backend, tmp_path, OPTUNE_URL="ftp://x/{nope}", POD_NAMESPACES=",",
-                    OPTUNE_DEBUG="x")  # fmt: skip
+def test_bad_config_exits_2_naming_every_problem(backend: RecordingBackend, tmp_path: Path) -> None:
+    env = servo_env(
+        backend, tmp_path, OPTUNE_URL="ftp://x/{nope}", POD_NAMESPACES=",", OPTUNE_DEBUG="x"
+    )
     proc = run_cli(["--kubeconfig", str(tmp_path / "none.yaml"), "check"], env)
     assert proc.returncode == 2, proc.stdout
     for name in ("OPTUNE_URL", "POD_NAMESPACES", "OPTUNE_DEBUG"):
@@ -146,8 +161,9 @@ def test_bad_config_exits_2_naming_every_problem(backend: RecordingBackend,
 
 
 def test_missing_kubeconfig_exits_2(backend: RecordingBackend, tmp_path: Path) -> None:
-    proc = run_cli(["--kubeconfig", str(tmp_path / "nope.yaml"), "check"],
-                   servo_env(backend, tmp_path))  # fmt: skip
+    proc = run_cli(
+        ["--kubeconfig", str(tmp_path / "nope.yaml"), "check"], servo_env(backend, tmp_path)
+    )
     assert proc.returncode == 2
     assert "Kubernetes credentials" in proc.stdout and "nope.yaml" in proc.stdout
 
@@ -160,10 +176,19 @@ def test_cgroup_layout_on_a_fixture_node(
     (cg / "kubepods.slice" / "kubepods-besteffort.slice" / pod).mkdir(parents=True)
     (cg / "cgroup.controllers").write_text("cpu memory\n")
     proc = run_cli(
-        ["--kubeconfig", str(kubeconfig), "check", "--format", "json",
-         "--sys-root", str(tmp_path / "rsys"), "--pod-uid", "1111aaaa-2222-3333-4444-555566667777"],
+        [
+            "--kubeconfig",
+            str(kubeconfig),
+            "check",
+            "--format",
+            "json",
+            "--sys-root",
+            str(tmp_path / "rsys"),
+            "--pod-uid",
+            "1111aaaa-2222-3333-4444-555566667777",
+        ],
         servo_env(backend, tmp_path),
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stdout
     [cgroup] = [c for c in json.loads(proc.stdout)["checks"] if c["name"] == "cgroup layout"]
     assert cgroup["status"] == "ok" and "cgroup v2, systemd driver" in cgroup["detail"]
@@ -256,8 +281,7 @@ def test_list_forbidden_fails_the_namespace_with_the_role_fix(
 def test_leader_election_needs_lease_verbs(
     emu: KubeEmulator, kubeconfig: Path, backend: RecordingBackend, tmp_path: Path
 ) -> None:
-    env = servo_env(backend, tmp_path, OPTUNE_LEADER_ELECTION="true",
-                    OPTUNE_LEADER_NAMESPACE="ops")  # fmt: skip
+    env = servo_env(backend, tmp_path, OPTUNE_LEADER_ELECTION="true", OPTUNE_LEADER_NAMESPACE="ops")
     assert by_name(checks(env, kubeconfig))["leases ops"].status is Status.OK
     emu.deny("update", "ops", resource="leases")
     leases = by_name(checks(env, kubeconfig))["leases ops"]
@@ -291,8 +315,12 @@ def test_token_file_credentials(
     emu: KubeEmulator, backend: RecordingBackend, tmp_path: Path
 ) -> None:
     (tmp_path / "token").write_text(KUBE_TOKEN)
-    env = servo_env(backend, tmp_path, OPTUNE_KUBE_TOKEN_FILE=str(tmp_path / "token"),
-                    OPTUNE_KUBE_SERVER=emu.url)  # fmt: skip
+    env = servo_env(
+        backend,
+        tmp_path,
+        OPTUNE_KUBE_TOKEN_FILE=str(tmp_path / "token"),
+        OPTUNE_KUBE_SERVER=emu.url,
+    )
     results = checks(env, None)
     assert "token file" in by_name(results)["kube credentials"].detail
     assert exit_code(results) == 0, results

@@ -50,8 +50,13 @@ def test_numbers_addresses_and_names_out_of_range_exit_2_together_without_traceb
         "OPTUNE_METRICS_BIND": "abc",
         "OPTUNE_LEADER_NAMESPACE": "Bad_NS!",
     }
-    proc = subprocess.run([*SERVO, "run", "--kubeconfig", "/nonexistent"], capture_output=True,
-                          text=True, env=clean_env(**bad), timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [*SERVO, "run", "--kubeconfig", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        env=clean_env(**bad),
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert f"({len(bad)} problem(s))" in proc.stderr, proc.stderr
     for name in bad:
@@ -61,9 +66,12 @@ def test_numbers_addresses_and_names_out_of_range_exit_2_together_without_traceb
 
 def test_without_url_the_default_collector_is_used_and_shown() -> None:
     proc = subprocess.run(
-        [*SERVO, "run", "--kubeconfig", "/nonexistent"], capture_output=True, text=True,
-        env=clean_env(), timeout=60,
-    )  # fmt: skip
+        [*SERVO, "run", "--kubeconfig", "/nonexistent"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
     assert proc.returncode == 2  # no cluster credentials here, but the config itself is fine
     assert "OPTUNE_URL" not in proc.stderr.split("configuration error")[-1]
     assert "servo-collector.servo.svc:8090" in proc.stderr
@@ -121,9 +129,12 @@ def test_process_measures_a_job_and_says_goodbye_on_sigterm(tmp_path: Path) -> N
 def test_readme_demo_runs_and_shows_every_event() -> None:
     """The README's first command ends in `python -m tests.demo`: it must work as written."""
     proc = subprocess.run(
-        [sys.executable, "-m", "tests.demo"], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "tests.demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env=clean_env(),
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [json.loads(line.strip()) for line in proc.stdout.splitlines() if line.startswith(" ")]
     kinds = [e["event"] for e in events]
@@ -143,8 +154,9 @@ def test_readme_first_command_measures_a_job_and_reports_it(tmp_path: Path) -> N
     script = " && ".join(steps[2:]).replace(".venv/bin/", f"{bindir}/")
     env = clean_env(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
     env.pop("SERVO_DB", None)
-    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "servo" / "servo.db").exists()
     [header, row] = proc.stdout.splitlines()

@@ -28,15 +28,24 @@ def store(tmp_path: Path) -> Iterator[EventStore]:
 
 @pytest.fixture
 def collector(store: EventStore) -> Iterator[Collector]:
-    responses = {"ADJ": {"cmd": "ADJUST", "param": {"state": {"application": {"components": {
-        "job": {"settings": {"cpu": {"value": 2}}}}}}}}}  # fmt: skip
+    responses = {
+        "ADJ": {
+            "cmd": "ADJUST",
+            "param": {
+                "state": {
+                    "application": {"components": {"job": {"settings": {"cpu": {"value": 2}}}}}
+                }
+            },
+        }
+    }
     with Collector(store, frozenset({TOKEN, "other-token"}), responses, port=0) as c:
         yield c
 
 
 @pytest.mark.parametrize("token", [None, "wrong", "", f"{TOKEN}x"])
-def test_wrong_or_missing_token_is_401(collector: Collector, store: EventStore,
-                                       token: str | None) -> None:  # fmt: skip
+def test_wrong_or_missing_token_is_401(
+    collector: Collector, store: EventStore, token: str | None
+) -> None:
     r = post(collector, measurement("u1"), token=token)
     assert r.status_code == 401 and "token" in r.json()["error"]
     assert store.count() == 0
@@ -89,8 +98,9 @@ def test_duplicates_are_stored_once(collector: Collector, store: EventStore) -> 
         (b'{"id": 5, "event": "HELLO", "param": null}', "id"),
     ],
 )
-def test_malformed_bodies_are_400(collector: Collector, store: EventStore, body: bytes,
-                                  why: str) -> None:  # fmt: skip
+def test_malformed_bodies_are_400(
+    collector: Collector, store: EventStore, body: bytes, why: str
+) -> None:
     r = post(collector, body)
     assert r.status_code == 400 and why in r.json()["error"]
     assert store.count() == 0
@@ -110,11 +120,11 @@ def test_whats_next_answers_measure_or_the_configured_adjust(collector: Collecto
     adjust = post(collector, ask, app="ADJ").json()
     assert adjust["cmd"] == "ADJUST"
     assert adjust["param"]["state"]["application"]["components"]["job"]["settings"] == {
-        "cpu": {"value": 2}}  # fmt: skip
+        "cpu": {"value": 2}
+    }
 
 
-def test_concurrent_writers_all_stored_none_twice(collector: Collector,
-                                                  store: EventStore) -> None:  # fmt: skip
+def test_concurrent_writers_all_stored_none_twice(collector: Collector, store: EventStore) -> None:
     threads, per_thread = 8, 500
     failures: list[int] = []
 
@@ -122,13 +132,21 @@ def test_concurrent_writers_all_stored_none_twice(collector: Collector,
         with requests.Session() as s:
             for i in range(per_thread):
                 body = measurement(f"t{t}-{i}")
-                r = s.post(collector.url + URL.format(app=f"APP{t}"), json=body,
-                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)  # fmt: skip
+                r = s.post(
+                    collector.url + URL.format(app=f"APP{t}"),
+                    json=body,
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                    timeout=30,
+                )
                 if r.status_code != 200:
                     failures.append(r.status_code)
                 if i % 50 == 0:  # some duplicates on top, as retries would send
-                    s.post(collector.url + URL.format(app=f"APP{t}"), json=body,
-                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)  # fmt: skip
+                    s.post(
+                        collector.url + URL.format(app=f"APP{t}"),
+                        json=body,
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=30,
+                    )
 
     workers = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
     for w in workers:
@@ -149,10 +167,12 @@ def test_api_summarises_jobs(collector: Collector) -> None:
     assert [h["duration"] for h in history] == [10, 20, 30]
 
 
-def test_servo_to_collector_to_report(store: EventStore, collector: Collector,
-                                      start_servo: Any, emu: KubeEmulator) -> None:  # fmt: skip
-    servo = start_servo(OPTUNE_URL=collector.url_template(), OPTUNE_AUTH_TOKEN=TOKEN,
-                        POD_NAMESPACES="default")  # fmt: skip
+def test_servo_to_collector_to_report(
+    store: EventStore, collector: Collector, start_servo: Any, emu: KubeEmulator
+) -> None:
+    servo = start_servo(
+        OPTUNE_URL=collector.url_template(), OPTUNE_AUTH_TOKEN=TOKEN, POD_NAMESPACES="default"
+    )
     run_job(emu, job_pod("train-a", jobid="TRAIN"))
     run_job(emu, job_pod("train-b", jobid="TRAIN"), exit_code=2)
     assert emu.wait_for(lambda: len(store.events(event="MEASUREMENT")) == 2, 15)

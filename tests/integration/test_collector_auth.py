@@ -34,8 +34,9 @@ def collector(store: EventStore) -> Iterator[Collector]:
         yield c
 
 
-def test_a_token_bound_to_an_account_writes_there_only(collector: Collector,
-                                                       store: EventStore) -> None:  # fmt: skip
+def test_a_token_bound_to_an_account_writes_there_only(
+    collector: Collector, store: EventStore
+) -> None:
     assert post(collector, measurement("u1"), token="acme-token", path=ACME_PATH).status_code == 200
     r = post(collector, measurement("u2"), token="acme-token", path=OTHER_PATH)
     assert r.status_code == 403 and "account" in r.json()["error"]
@@ -47,10 +48,15 @@ def test_a_token_bound_to_an_account_writes_there_only(collector: Collector,
 def test_token_file_format() -> None:
     text = "# comment\n\nbare-token\nacme:acme-token\n*:to:ken\n bad token \n:x\n"
     grants, problems = parse_tokens(text, source="tokens")
-    assert grants == [TokenGrant("bare-token"), TokenGrant("acme-token", "acme"),
-                      TokenGrant("to:ken")]  # fmt: skip
-    assert problems == ["tokens entry 6: a token is printable ASCII without spaces",
-                        "tokens entry 7: empty account before ':'"]  # fmt: skip
+    assert grants == [
+        TokenGrant("bare-token"),
+        TokenGrant("acme-token", "acme"),
+        TokenGrant("to:ken"),
+    ]
+    assert problems == [
+        "tokens entry 6: a token is printable ASCII without spaces",
+        "tokens entry 7: empty account before ':'",
+    ]
 
 
 def test_an_account_token_from_a_file_is_enforced_by_the_process(tmp_path: Path) -> None:
@@ -58,10 +64,12 @@ def test_an_account_token_from_a_file_is_enforced_by_the_process(tmp_path: Path)
     tokens.write_text("acme:acme-token\n")
     with started(tmp_path, "--tokens-file", str(tokens)) as (url, _):
         body, auth = measurement("u1"), {"Authorization": "Bearer acme-token"}
-        ok = requests.post(url + "/accounts/acme/applications/A/servo", json=body,
-                           headers=auth, timeout=10)  # fmt: skip
-        other = requests.post(url + "/accounts/other/applications/A/servo", json=body,
-                              headers=auth, timeout=10)  # fmt: skip
+        ok = requests.post(
+            url + "/accounts/acme/applications/A/servo", json=body, headers=auth, timeout=10
+        )
+        other = requests.post(
+            url + "/accounts/other/applications/A/servo", json=body, headers=auth, timeout=10
+        )
         assert (ok.status_code, other.status_code) == (200, 403)
 
 
@@ -70,8 +78,7 @@ class started:  # noqa: N801 - used as a context manager, reads as a verb
 
     def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
         cmd = [*SERVO, "collector", "--port", "0", "--db", str(tmp_path / "c.db"), *args]
-        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                                     env=clean_env(**env))  # fmt: skip
+        self.proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=clean_env(**env))
 
     def __enter__(self) -> tuple[str, str]:
         assert self.proc.stderr is not None
@@ -105,8 +112,7 @@ def test_with_tokens_or_declared_open_it_listens_everywhere(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("bind", [["--bind", "0.0.0.0"], ["--bind", "::"], []])
-def test_listening_beyond_loopback_without_tokens_exits_2(tmp_path: Path,
-                                                          bind: list[str]) -> None:  # fmt: skip
+def test_listening_beyond_loopback_without_tokens_exits_2(tmp_path: Path, bind: list[str]) -> None:
     env = clean_env(**({} if bind else {"COLLECTOR_BIND": "10.1.2.3"}))
     proc = run_servo("collector", "--port", "0", "--db", str(tmp_path / "c.db"), *bind, env=env)
     assert proc.returncode == 2, proc.stderr

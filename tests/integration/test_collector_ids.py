@@ -65,14 +65,19 @@ def test_an_older_file_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
         conn.executescript(OLD_SCHEMA)
         for n, event in enumerate(["HELLO", "MEASUREMENT", "DIAG"]):
             body = measurement("u1", 5) if event == "MEASUREMENT" else {"event": event}
-            conn.execute("INSERT INTO events (received_at, account, app_id, event_id, event,"
-                         " pod_uid, body) VALUES (?, 'acme', 'APP', ?, ?, NULL, ?)",
-                         (1_700_000_000 + n, f"old-{n}", event, json.dumps(body)))  # fmt: skip
+            conn.execute(
+                "INSERT INTO events (received_at, account, app_id, event_id, event,"
+                " pod_uid, body) VALUES (?, 'acme', 'APP', ?, ?, NULL, ?)",
+                (1_700_000_000 + n, f"old-{n}", event, json.dumps(body)),
+            )
     conn.close()
 
     with EventStore(db) as store, Collector(store, [TOKEN], port=0) as c:
         assert [(e.event_id, e.event) for e in store.events()] == [
-            ("old-0", "HELLO"), ("old-1", "MEASUREMENT"), ("old-2", "DIAG")]  # fmt: skip
+            ("old-0", "HELLO"),
+            ("old-1", "MEASUREMENT"),
+            ("old-2", "DIAG"),
+        ]
         # the old rows keep their duplicate check, and the new scoping applies
         assert post(c, {"id": "old-0", "event": "HELLO", "param": {}}).status_code == 200
         assert post(c, {"id": "old-0", "event": "DIAG", "param": {}}).status_code == 200

@@ -18,8 +18,14 @@ from tests.support.pagekit import job_url
 def test_page_draws_around_rows_it_cannot_use(tmp_path: Path) -> None:
     db = tmp_path / "servo.db"
     EventStore(db).close()
-    good = [{"body": json.dumps(measurement(f"ok{n}", 10 + n)), "app_id": "MIXED",
-             "received_at": 1_700_000_000.0 + 3600 * n} for n in range(3)]  # fmt: skip
+    good = [
+        {
+            "body": json.dumps(measurement(f"ok{n}", 10 + n)),
+            "app_id": "MIXED",
+            "received_at": 1_700_000_000.0 + 3600 * n,
+        }
+        for n in range(3)
+    ]
     bad = [{**row, "app_id": "MIXED"} for row in GARBAGE if "app_id" not in row]
     raw_insert(db, [*good, *bad, {"body": json.dumps(measurement("h", HUGE)), "app_id": "HUGE"}])
     with EventStore(db) as store, Collector(store=store, port=0) as c:

@@ -53,8 +53,16 @@ def test_events_past_the_age_are_deleted(tmp_path: Path, stopper: list[Collector
     now = time.time()
     with EventStore(tmp_path / "servo.db") as seed:
         for n, age_days in enumerate([200, 100, 10]):
-            seed.add(StoredEvent(now - age_days * DAY, "acme", "A", f"old{n}", "MEASUREMENT",
-                                 measurement(f"old{n}")))  # fmt: skip
+            seed.add(
+                StoredEvent(
+                    now - age_days * DAY,
+                    "acme",
+                    "A",
+                    f"old{n}",
+                    "MEASUREMENT",
+                    measurement(f"old{n}"),
+                )
+            )
     c = start(tmp_path, Retention(max_age_s=90 * DAY))
     stopper.append(c)
     post(c, measurement("new"), app="A")
@@ -79,12 +87,12 @@ def test_bytes_per_app_and_per_file_are_bounded(tmp_path: Path, stopper: list[Co
 
 
 def test_settings_reach_the_store(tmp_path: Path) -> None:
-    args = build_parser().parse_args(["collector", "--db", str(tmp_path / "c.db"),
-                                      "--max-runs", "7"])  # fmt: skip
+    args = build_parser().parse_args(
+        ["collector", "--db", str(tmp_path / "c.db"), "--max-runs", "7"]
+    )
     env = clean_env(COLLECTOR_RETENTION_DAYS="30", COLLECTOR_MAX_APP_BYTES="2097152")
     c = collector_from_args(args, env)
     try:
-        assert c.store.retention == Retention(max_age_s=30 * DAY, max_runs=7,
-                                              max_app_bytes=2097152)  # fmt: skip
+        assert c.store.retention == Retention(max_age_s=30 * DAY, max_runs=7, max_app_bytes=2097152)
     finally:
         c.store.close()

@@ -40,11 +40,17 @@ def test_every_bad_flag_is_named_at_once(tmp_path: Path) -> None:
         assert f"{limit.flag}='nan': expected an integer" in proc.stderr
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("COLLECTOR_PORT", "65536"), ("COLLECTOR_RETENTION_DAYS", "0"),
-    ("COLLECTOR_MAX_EVENT_BYTES", "100"), ("COLLECTOR_OPEN", "maybe"),
-    ("COLLECTOR_TOKENS", "has space"), ("COLLECTOR_BIND", "no such host!"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("COLLECTOR_PORT", "65536"),
+        ("COLLECTOR_RETENTION_DAYS", "0"),
+        ("COLLECTOR_MAX_EVENT_BYTES", "100"),
+        ("COLLECTOR_OPEN", "maybe"),
+        ("COLLECTOR_TOKENS", "has space"),
+        ("COLLECTOR_BIND", "no such host!"),
+    ],
+)
 def test_out_of_range_and_malformed_values_exit_2(tmp_path: Path, name: str, value: str) -> None:
     proc = run_servo("collector", "--db", str(tmp_path / "c.db"), env=clean_env(**{name: value}))
     assert proc.returncode == 2 and name in proc.stderr and "Traceback" not in proc.stderr

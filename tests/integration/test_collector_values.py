@@ -65,10 +65,15 @@ def with_metrics(uid: str, **metrics: Any) -> dict[str, Any]:
 Capsys = pytest.CaptureFixture[str]
 
 
-def test_a_4000_digit_duration_is_dropped_and_named(collector: Collector, db: Path,
-                                                    capsys: Capsys) -> None:  # fmt: skip
-    r = post(collector, with_metrics("u1", duration={"value": HUGE, "unit": "s"},
-                                     cpu_time={"value": 3, "unit": "s"}))  # fmt: skip
+def test_a_4000_digit_duration_is_dropped_and_named(
+    collector: Collector, db: Path, capsys: Capsys
+) -> None:
+    r = post(
+        collector,
+        with_metrics(
+            "u1", duration={"value": HUGE, "unit": "s"}, cpu_time={"value": 3, "unit": "s"}
+        ),
+    )
     assert r.status_code == 200
     assert "metrics.duration" in r.json()["dropped"]
     [job] = assert_all_answer(collector, db, capsys)
@@ -91,8 +96,9 @@ def test_a_4000_digit_duration_is_dropped_and_named(collector: Collector, db: Pa
         ("duration", 10),
     ],
 )
-def test_figures_outside_their_bounds_are_dropped(collector: Collector, name: str,
-                                                  metric: Any) -> None:  # fmt: skip
+def test_figures_outside_their_bounds_are_dropped(
+    collector: Collector, name: str, metric: Any
+) -> None:
     r = post(collector, with_metrics("u1", **{name: metric, "cpu_time": {"value": 1, "unit": "s"}}))
     assert r.status_code == 200 and list(r.json()["dropped"]) == [f"metrics.{name}"]
     [e] = collector.store.events()
@@ -119,8 +125,9 @@ def test_annotations_are_short_strings(collector: Collector) -> None:
     assert kept["uid"] == "u1"
 
 
-def test_any_stored_row_leaves_api_and_report_answering(collector: Collector, db: Path,
-                                                        capsys: Capsys) -> None:  # fmt: skip
+def test_any_stored_row_leaves_api_and_report_answering(
+    collector: Collector, db: Path, capsys: Capsys
+) -> None:
     post(collector, measurement("good", 7), app="GOOD")
     raw_insert(db, GARBAGE)
     jobs = assert_all_answer(collector, db, capsys)
@@ -128,11 +135,16 @@ def test_any_stored_row_leaves_api_and_report_answering(collector: Collector, db
     assert good["runs"] == 1 and good["duration"]["max"] == 7
 
 
-def test_a_trend_that_overflows_is_no_trend(collector: Collector, db: Path,
-                                            capsys: Capsys) -> None:  # fmt: skip
+def test_a_trend_that_overflows_is_no_trend(collector: Collector, db: Path, capsys: Capsys) -> None:
     durations = [5e-324] * 10 + [1e7] * 10  # both in bounds; their ratio is not finite
-    rows = [{"body": json.dumps(measurement(f"t{i}", d)), "app_id": "TREND",
-             "received_at": 1_700_000_000.0 + i} for i, d in enumerate(durations)]  # fmt: skip
+    rows = [
+        {
+            "body": json.dumps(measurement(f"t{i}", d)),
+            "app_id": "TREND",
+            "received_at": 1_700_000_000.0 + i,
+        }
+        for i, d in enumerate(durations)
+    ]
     raw_insert(db, rows)
     [job] = assert_all_answer(collector, db, capsys)
     assert job["runs"] == 20 and job["trend_pct"] is None
@@ -140,8 +152,9 @@ def test_a_trend_that_overflows_is_no_trend(collector: Collector, db: Path,
 
 
 @pytest.mark.parametrize("event", ["DIAG", "MEASUREMENT"])
-def test_thirty_posts_of_a_mib_do_not_grow_the_file(collector: Collector, db: Path,
-                                                    event: str) -> None:  # fmt: skip
+def test_thirty_posts_of_a_mib_do_not_grow_the_file(
+    collector: Collector, db: Path, event: str
+) -> None:
     def size() -> int:
         return sum(os.path.getsize(p) for p in (db, f"{db}-wal") if os.path.exists(p))
 

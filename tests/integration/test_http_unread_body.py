@@ -42,8 +42,13 @@ def responses_until_close(sock: socket.socket) -> bytes:
 
 @pytest.fixture
 def ops() -> Iterator[OpsServer]:
-    server = OpsServer(CollectorRegistry(), health=lambda: (True, {}), ready=lambda: (True, {}),
-                       bind="127.0.0.1", port=0)  # fmt: skip
+    server = OpsServer(
+        CollectorRegistry(),
+        health=lambda: (True, {}),
+        ready=lambda: (True, {}),
+        bind="127.0.0.1",
+        port=0,
+    )
     server.start()
     yield server
     server.stop()
@@ -103,8 +108,9 @@ class BrokenCollector:
 def test_a_route_that_raises_gets_a_500_and_the_server_goes_on() -> None:
     registry = CollectorRegistry()
     registry.register(BrokenCollector())  # type: ignore[arg-type]
-    server = OpsServer(registry, health=lambda: (True, {}), ready=lambda: (True, {}),
-                       bind="127.0.0.1", port=0)  # fmt: skip
+    server = OpsServer(
+        registry, health=lambda: (True, {}), ready=lambda: (True, {}), bind="127.0.0.1", port=0
+    )
     server.start()
     try:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:

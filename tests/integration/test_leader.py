@@ -31,17 +31,29 @@ def cluster(tmp_path: Path) -> Iterator[tuple[KubeEmulator, Collector, Path]]:
             yield emu, collector, emu.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-def start(name: str, emu: KubeEmulator, collector: Collector, kubeconfig: Path,
-          tmp_path: Path) -> subprocess.Popen[str]:  # fmt: skip
+def start(
+    name: str, emu: KubeEmulator, collector: Collector, kubeconfig: Path, tmp_path: Path
+) -> subprocess.Popen[str]:
     env = clean_env(
-        OPTUNE_URL=collector.url_template(), OPTUNE_ACCOUNT="acme", POD_NAMESPACES="default",
-        OPTUNE_LEADER_ELECTION="true", OPTUNE_LEADER_LEASE_SECONDS="3",
-        OPTUNE_LEADER_RETRY_SECONDS="0.5", POD_NAME=name,
-        OPTUNE_OUTBOX_DIR=str(tmp_path / f"outbox-{name}"), OPTUNE_STATS_PORT="0",
-        OPTUNE_STATS_BIND="127.0.0.1", OPTUNE_WATCH_TIMEOUT="5", OPTUNE_SEND_MAX_BACKOFF="0.2",
-    )  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "servo", "--kubeconfig", str(kubeconfig)],
-                            env=env, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        OPTUNE_URL=collector.url_template(),
+        OPTUNE_ACCOUNT="acme",
+        POD_NAMESPACES="default",
+        OPTUNE_LEADER_ELECTION="true",
+        OPTUNE_LEADER_LEASE_SECONDS="3",
+        OPTUNE_LEADER_RETRY_SECONDS="0.5",
+        POD_NAME=name,
+        OPTUNE_OUTBOX_DIR=str(tmp_path / f"outbox-{name}"),
+        OPTUNE_STATS_PORT="0",
+        OPTUNE_STATS_BIND="127.0.0.1",
+        OPTUNE_WATCH_TIMEOUT="5",
+        OPTUNE_SEND_MAX_BACKOFF="0.2",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "servo", "--kubeconfig", str(kubeconfig)],
+        env=env,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def holder(emu: KubeEmulator) -> str:
@@ -71,8 +83,12 @@ def test_standby_takes_over_when_the_leader_is_killed_and_nothing_is_lost_or_dou
         leader = holder(emu)
         standby = next(n for n in procs if n != leader)
         # Both replicas watch (the standby keeps its cache warm) ...
-        assert emu.wait_for(lambda: sum(1 for r in emu.requests if r.query.get("watch")
-                                        and r.resource == "pods") >= 2, 15)  # fmt: skip
+        assert emu.wait_for(
+            lambda: (
+                sum(1 for r in emu.requests if r.query.get("watch") and r.resource == "pods") >= 2
+            ),
+            15,
+        )
         first = [f"before-{i}" for i in range(8)]
         run_jobs(emu, first)
         assert emu.wait_for(lambda: len(stored_per_pod(collector.store)) == 8, 20)
@@ -91,8 +107,9 @@ def test_standby_takes_over_when_the_leader_is_killed_and_nothing_is_lost_or_dou
         assert emu.wait_for(lambda: holder(emu) == standby, 20)
         took_over_s = time.monotonic() - killed_at
         assert took_over_s <= 15, took_over_s
-        assert emu.wait_for(lambda: len(stored_per_pod(collector.store)) == 20, 30), (
-            sorted(stored_per_pod(collector.store)))  # fmt: skip
+        assert emu.wait_for(lambda: len(stored_per_pod(collector.store)) == 20, 30), sorted(
+            stored_per_pod(collector.store)
+        )
         per_pod = stored_per_pod(collector.store)
         uids = {p["metadata"]["uid"] for p in emu.pods()}
         assert set(per_pod) == uids and set(per_pod.values()) == {1}  # 0 lost, 0 doubled

@@ -116,9 +116,11 @@ def finish_job(emu: KubeEmulator, message: str | None = None) -> None:
         p["status"]["podIP"] = "10.244.1.7"
         if message is not None:
             p["status"]["initContainerStatuses"] = [
-                {"name": "servo-monitor",
-                 "state": {"terminated": {"exitCode": 0, "message": message}}}
-            ]  # fmt: skip
+                {
+                    "name": "servo-monitor",
+                    "state": {"terminated": {"exitCode": 0, "message": message}},
+                }
+            ]
 
     emu.update_pod("default", "trainer", running)
     emu.update_pod("default", "trainer", done)
@@ -141,15 +143,25 @@ def test_monitor_stats_reach_the_backend_in_the_measurement(
         # The monitor's projected service-account token, as the kubelet would mount it.
         token = emu.tokens.mint(create_job(emu), audience="servo-stats")
         (tmp_path / "token").write_text(token)
-        mon = start_monitor(tmp_path, monitors, OPTUNE_STATS_URL=f"http://127.0.0.1:{receiver.port}/",
-                            OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"))  # fmt: skip
+        mon = start_monitor(
+            tmp_path,
+            monitors,
+            OPTUNE_STATS_URL=f"http://127.0.0.1:{receiver.port}/",
+            OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"),
+        )
         finish_job(emu)
         assert emu.wait_for(lambda: bool(servo.servo.scopes[0].tracker.awaiting), 5)
         log = mon.stop()
         # The POST is only held; it decides once the monitor ended without a message.
-        emu.update_pod("default", "trainer", lambda p: p["status"].update(
-            initContainerStatuses=[{"name": "servo-monitor",
-                                    "state": {"terminated": {"exitCode": 0}}}]))  # fmt: skip
+        emu.update_pod(
+            "default",
+            "trainer",
+            lambda p: p["status"].update(
+                initContainerStatuses=[
+                    {"name": "servo-monitor", "state": {"terminated": {"exitCode": 0}}}
+                ]
+            ),
+        )
     else:
         mon = start_monitor(tmp_path, monitors)  # no receiver address: termination message only
         log = mon.stop()

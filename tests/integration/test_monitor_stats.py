@@ -151,9 +151,11 @@ def test_shutdown_sends_waiting_jobs_without_stats_rather_than_lose_them(
 
 
 def test_tokens_never_reach_the_logs(
-    emu: KubeEmulator, backend: RecordingBackend, start_servo: Any,
+    emu: KubeEmulator,
+    backend: RecordingBackend,
+    start_servo: Any,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     caplog.set_level(logging.DEBUG)
     servo = start_servo(OPTUNE_STATS_WAIT="20", OPTUNE_DEBUG="2")
     pod = ended_job(emu, servo, "secretive")

@@ -33,8 +33,11 @@ def scrape(servo: RunningServo) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 def test_metrics_count_jobs_reports_and_the_outbox(
     tmp_path: Path, emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
 ) -> None:
-    servo = start_servo(POD_NAMESPACES="default,batch", OPTUNE_METRICS_PER_APP="true",
-                        OPTUNE_OUTBOX_DIR=str(tmp_path / "outbox"))  # fmt: skip
+    servo = start_servo(
+        POD_NAMESPACES="default,batch",
+        OPTUNE_METRICS_PER_APP="true",
+        OPTUNE_OUTBOX_DIR=str(tmp_path / "outbox"),
+    )
     run_job(emu, job_pod("ok-1", jobid="A"))
     run_job(emu, job_pod("ok-2", jobid="A"), exit_code=1)
     emu.create_pod(job_pod("never", namespace="batch", jobid="B"))

@@ -15,8 +15,11 @@ from tests.support.fakes.kubeapi import KubeEmulator
 from tests.support.harness import measurements, run_job, wait_measured
 from tests.support.helpers import job_pod, set_running, set_terminated
 
-FAST = {"OPTUNE_SEND_DEADLINE": "0.3", "OPTUNE_SEND_MAX_BACKOFF": "0.1",
-        "POD_NAMESPACES": "default"}  # fmt: skip
+FAST = {
+    "OPTUNE_SEND_DEADLINE": "0.3",
+    "OPTUNE_SEND_MAX_BACKOFF": "0.1",
+    "POD_NAMESPACES": "default",
+}
 
 
 def outbox_env(tmp_path: Path) -> dict[str, str]:
@@ -51,8 +54,15 @@ def test_a_pod_delivered_but_not_annotated_before_a_crash_is_annotated_not_resen
     pod = run_job(emu, job_pod("crashed-before-mark", jobid="C"))
     event_id = f"{pod['metadata']['uid']}:MEASUREMENT"
     box = Outbox(tmp_path / "outbox")
-    assert box.put(Event(event_id, "MEASUREMENT", "C", {"annotations": {
-        "namespace": "default", "pod": "crashed-before-mark"}}), time.time() - 5)  # fmt: skip
+    assert box.put(
+        Event(
+            event_id,
+            "MEASUREMENT",
+            "C",
+            {"annotations": {"namespace": "default", "pod": "crashed-before-mark"}},
+        ),
+        time.time() - 5,
+    )
     box.delivered(event_id, time.time() - 4)
     box.close()
     servo = start_servo(**outbox_env(tmp_path))
@@ -75,8 +85,9 @@ def test_delivered_pod_is_annotated_and_a_restart_skips_it(
     [m] = wait_measured(backend, 1)
 
     def annotations() -> dict[str, str]:
-        return dict((emu.get_pod("default", "job-a") or {}).get("metadata", {})
-                    .get("annotations") or {})  # fmt: skip
+        return dict(
+            (emu.get_pod("default", "job-a") or {}).get("metadata", {}).get("annotations") or {}
+        )
 
     assert emu.wait_for(lambda: REPORTED_ANNOTATION in annotations())
     assert annotations()[REPORTED_ANNOTATION] == m.event_id
@@ -127,8 +138,7 @@ def test_guard_finalizer_is_removed_once_measured_and_others_kept(
     start_servo(**outbox_env(tmp_path), OPTUNE_FINALIZER_GUARD="true")
     run_job(emu, guarded_job("guarded"))
     wait_measured(backend, 1)
-    assert emu.wait_for(lambda: finalizers(emu, "guarded") == [
-        "batch.kubernetes.io/job-tracking"])  # fmt: skip
+    assert emu.wait_for(lambda: finalizers(emu, "guarded") == ["batch.kubernetes.io/job-tracking"])
 
 
 def test_guarded_pod_deleted_before_it_ran_is_measured_then_released(
@@ -139,8 +149,9 @@ def test_guarded_pod_deleted_before_it_ran_is_measured_then_released(
     emu.delete_pod("default", "early-delete")  # stays: finalizers
     [m] = wait_measured(backend, 1)
     assert m.param["message"] == "job deleted before it ran"
-    assert emu.wait_for(lambda: finalizers(emu, "early-delete") == [
-        "batch.kubernetes.io/job-tracking"])  # fmt: skip
+    assert emu.wait_for(
+        lambda: finalizers(emu, "early-delete") == ["batch.kubernetes.io/job-tracking"]
+    )
 
 
 def test_guard_while_the_servo_was_down_keeps_the_pod_until_measured(
@@ -149,8 +160,9 @@ def test_guard_while_the_servo_was_down_keeps_the_pod_until_measured(
     # Finished and deleted while no servo ran: only the finalizer keeps it for measuring.
     pod = run_job(emu, guarded_job("offline"))
     emu.delete_pod("default", "offline", finalize=False)
-    emu.update_pod("default", "offline", lambda p: p["metadata"].update(
-        finalizers=[GUARD_FINALIZER]))  # the Job controller let go of its own  # fmt: skip
+    emu.update_pod(
+        "default", "offline", lambda p: p["metadata"].update(finalizers=[GUARD_FINALIZER])
+    )  # the Job controller let go of its own
     start_servo(**outbox_env(tmp_path), OPTUNE_FINALIZER_GUARD="true")
     [m] = wait_measured(backend, 1)
     assert m.param["annotations"]["uid"] == pod["metadata"]["uid"]
@@ -161,8 +173,7 @@ def test_guard_while_the_servo_was_down_keeps_the_pod_until_measured(
 def test_safety_valve_releases_a_pod_stuck_in_deletion(
     tmp_path: Path, emu: KubeEmulator, backend: RecordingBackend, start_servo: Any
 ) -> None:
-    start_servo(**outbox_env(tmp_path), OPTUNE_FINALIZER_GUARD="true",
-                OPTUNE_FINALIZER_MAX_AGE="1")  # fmt: skip
+    start_servo(**outbox_env(tmp_path), OPTUNE_FINALIZER_GUARD="true", OPTUNE_FINALIZER_MAX_AGE="1")
     emu.create_pod(guarded_job("stuck"))
     emu.update_pod("default", "stuck", set_running)
     emu.delete_pod("default", "stuck")  # running, and the kubelet never reports its end

@@ -24,8 +24,15 @@ def ev(i: int, app_id: str = "A") -> Event:
 def reporter(
     backend: RecordingBackend, box: Outbox | None, session: requests.Session | None = None
 ) -> Reporter:
-    cfg = ReportConfig(url_template=backend.url_template(), account="acme", auth_token="t0k3n",
-                       timeout_s=2.0, deadline_s=10.0, max_backoff_s=5.0, workers=4)  # fmt: skip
+    cfg = ReportConfig(
+        url_template=backend.url_template(),
+        account="acme",
+        auth_token="t0k3n",
+        timeout_s=2.0,
+        deadline_s=10.0,
+        max_backoff_s=5.0,
+        workers=4,
+    )
     return Reporter(cfg, outbox=box, session=session, wait=wait_none())
 
 
@@ -47,7 +54,8 @@ def test_each_event_is_sent_once_and_a_restart_sends_none_again(
     r.close(grace_s=20)
     box.close()
     assert sorted(x.event_id or "" for x in backend.accepted) == sorted(
-        f"u{i}:MEASUREMENT" for i in range(300))  # fmt: skip
+        f"u{i}:MEASUREMENT" for i in range(300)
+    )
     again = Outbox(tmp_path)  # the next start
     assert again.depth() == 0
     r2 = reporter(backend, again)

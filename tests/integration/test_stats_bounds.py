@@ -69,8 +69,11 @@ def test_a_figure_above_2_1024_in_a_post_still_reports_the_pod(
 ) -> None:
     servo = start_servo(OPTUNE_STATS_WAIT="20")
     pod = ended_job(emu, servo, "huge-post")
-    r = post(servo, {"id": pod["metadata"]["uid"], "stats": {**STATS, "max_memory": HUGE}},
-             token=token_for(emu, pod))  # fmt: skip
+    r = post(
+        servo,
+        {"id": pod["metadata"]["uid"], "stats": {**STATS, "max_memory": HUGE}},
+        token=token_for(emu, pod),
+    )
     assert r.status_code == 202
     emu.update_pod("default", "huge-post", lambda p: end_monitor(p, ""))
     [m] = wait_measured(backend, 1)

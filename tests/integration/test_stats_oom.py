@@ -21,7 +21,9 @@ def test_an_oom_killed_job_is_reported_as_such(
     start_servo(OPTUNE_STATS_WAIT="20")
     pod = monitored_job("hungry")
     pod["spec"]["containers"][0]["resources"] = {
-        "requests": {"memory": "200Mi"}, "limits": {"memory": "256Mi"}}  # fmt: skip
+        "requests": {"memory": "200Mi"},
+        "limits": {"memory": "256Mi"},
+    }
     start_job(emu, pod)
     peak = (256 << 20) - 4096
     job = {"cpu_time": 1.5, "max_memory": peak, "oom_kills": 1}
@@ -31,8 +33,12 @@ def test_an_oom_killed_job_is_reported_as_such(
         set_terminated(p, exit_code=137, reason="OOMKilled", phase="Failed")
         statuses = p["status"]["containerStatuses"]
         next(s for s in statuses if s["name"] == "job")["containerID"] = f"containerd://{JOB_CID}"
-        p["status"]["initContainerStatuses"] = [{"name": "servo-monitor", "state": {
-            "terminated": {"exitCode": 0, "message": json.dumps(stats)}}}]  # fmt: skip
+        p["status"]["initContainerStatuses"] = [
+            {
+                "name": "servo-monitor",
+                "state": {"terminated": {"exitCode": 0, "message": json.dumps(stats)}},
+            }
+        ]
 
     emu.update_pod("default", "hungry", killed)
     [m] = wait_measured(backend, 1)

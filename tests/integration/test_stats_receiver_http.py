@@ -73,7 +73,9 @@ def test_one_json_answer_and_the_unread_body_is_never_a_request(
 def test_a_read_refusal_keeps_the_connection_for_the_next_request(start_servo: Any) -> None:
     servo = start_servo()
     body = b"not json"
-    first = request(f"POST / HTTP/1.1\nHost: x\nContent-Type: application/json\n"
-                    f"Content-Length: {len(body)}\n", body)  # fmt: skip
+    first = request(
+        f"POST / HTTP/1.1\nHost: x\nContent-Type: application/json\nContent-Length: {len(body)}\n",
+        body,
+    )
     answers = exchange(servo, first + SMUGGLED)
     assert [s for s, _ in answers] == [400, 405]

@@ -43,8 +43,11 @@ def watch_of(emu: KubeEmulator) -> Iterator[object]:
 
 
 def skipped(caplog: pytest.LogCaptureFixture, message: str) -> list[object]:
-    return [getattr(r, "pod", None) for r in caplog.records
-            if r.levelno == logging.ERROR and r.getMessage() == message]  # fmt: skip
+    return [
+        getattr(r, "pod", None)
+        for r in caplog.records
+        if r.levelno == logging.ERROR and r.getMessage() == message
+    ]
 
 
 @pytest.mark.parametrize("whole", [False, True])

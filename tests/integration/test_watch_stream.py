@@ -86,8 +86,9 @@ def kube_for() -> Iterator[object]:
 
 def watch(kube: KubeClient, idle_timeout_s: float = 5.0) -> list[tuple[str, str | None]]:
     out = []
-    for line in kube.stream_watch("default", resource_version="1", timeout_s=30,
-                                  idle_timeout_s=idle_timeout_s):  # fmt: skip
+    for line in kube.stream_watch(
+        "default", resource_version="1", timeout_s=30, idle_timeout_s=idle_timeout_s
+    ):
         meta = line.pod.metadata if line.pod else None
         out.append((line.type, meta.name or meta.resource_version if meta else None))
     return out
@@ -98,8 +99,9 @@ EXPECTED = [("ADDED", "p0"), ("ADDED", "p1"), ("ADDED", "p2"), ("BOOKMARK", "77"
 
 @pytest.mark.parametrize("size", [1, 7, 100, 100_000])
 def test_chunked_watch_split_anywhere(kube_for, size: int) -> None:  # type: ignore[no-untyped-def]
-    kube, _ = kube_for([head("Transfer-Encoding: chunked\r\n") + chunked(LINES, size) +
-                        b"0\r\n\r\n"])  # fmt: skip
+    kube, _ = kube_for(
+        [head("Transfer-Encoding: chunked\r\n") + chunked(LINES, size) + b"0\r\n\r\n"]
+    )
     assert watch(kube) == EXPECTED
 
 
@@ -126,8 +128,9 @@ def test_a_stream_cut_before_its_last_chunk_is_broken(kube_for) -> None:  # type
     kube, _ = kube_for([head("Transfer-Encoding: chunked\r\n") + chunked(LINES, 300)])
     seen: list[str] = []
     with pytest.raises(KubeError) as e:
-        for line in kube.stream_watch("default", resource_version="1", timeout_s=30,
-                                      idle_timeout_s=5):  # fmt: skip
+        for line in kube.stream_watch(
+            "default", resource_version="1", timeout_s=30, idle_timeout_s=5
+        ):
             seen.append(line.type)
     assert e.value.status == 0 and e.value.reason == "StreamBroken"
     assert seen == ["ADDED", "ADDED", "ADDED", "BOOKMARK"]  # what came is still delivered
@@ -142,8 +145,9 @@ def test_bad_framing_and_bad_json_are_bad_streams(kube_for) -> None:  # type: ig
 
 
 def test_a_silent_stream_times_out(kube_for) -> None:  # type: ignore[no-untyped-def]
-    kube, _ = kube_for([head("Transfer-Encoding: chunked\r\n") + chunked(LINES[:50], 50)],
-                       hold=True)  # fmt: skip
+    kube, _ = kube_for(
+        [head("Transfer-Encoding: chunked\r\n") + chunked(LINES[:50], 50)], hold=True
+    )
     with pytest.raises(KubeError) as e:
         watch(kube, idle_timeout_s=0.5)
     assert e.value.status == 0

@@ -53,8 +53,14 @@ class StubApi:
             def _serve(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(n)) if n else None
-                stub.requests.append((self.command, self.path.split("?")[0],
-                                      self.headers.get("Content-Type", ""), body))  # fmt: skip
+                stub.requests.append(
+                    (
+                        self.command,
+                        self.path.split("?")[0],
+                        self.headers.get("Content-Type", ""),
+                        body,
+                    )
+                )
                 if stub.deny is not None:
                     self._reply(stub.deny, {"kind": "Status", "code": stub.deny})
                 elif self.path.split("?")[0] != CONFIG_PATH or stub.config is None:
@@ -85,14 +91,24 @@ class StubApi:
 
 
 def webhook_config(bundle: str | None = None) -> dict[str, Any]:
-    client: dict[str, Any] = {"service": {"name": "servo-webhook", "namespace": "servo",
-                                          "path": "/mutate", "port": 443}}  # fmt: skip
+    client: dict[str, Any] = {
+        "service": {"name": "servo-webhook", "namespace": "servo", "path": "/mutate", "port": 443}
+    }
     if bundle:
         client["caBundle"] = bundle
-    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": "servo-webhook"},
-            "webhooks": [{"name": "pods.servo.optune.io", "clientConfig": client,
-                          "sideEffects": "None", "admissionReviewVersions": ["v1"]}]}  # fmt: skip
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "servo-webhook"},
+        "webhooks": [
+            {
+                "name": "pods.servo.optune.io",
+                "clientConfig": client,
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+            }
+        ],
+    }
 
 
 @pytest.fixture
@@ -103,8 +119,9 @@ def stub() -> Iterator[StubApi]:
 
 
 def test_ca_bundle_is_patched_with_a_json_patch(stub: StubApi) -> None:
-    changed = patch_ca_bundle(stub.client(), "servo-webhook", CA, service="servo-webhook",
-                              namespace="servo")  # fmt: skip
+    changed = patch_ca_bundle(
+        stub.client(), "servo-webhook", CA, service="servo-webhook", namespace="servo"
+    )
 
     assert changed == 1
     [get, patch] = stub.requests
@@ -113,8 +130,12 @@ def test_ca_bundle_is_patched_with_a_json_patch(stub: StubApi) -> None:
     assert stub.config is not None
     assert stub.config["webhooks"][0]["clientConfig"]["caBundle"] == base64.b64encode(CA).decode()
     # Already right: read only, no patch.
-    assert patch_ca_bundle(stub.client(), "servo-webhook", CA, service="servo-webhook",
-                           namespace="servo") == 0  # fmt: skip
+    assert (
+        patch_ca_bundle(
+            stub.client(), "servo-webhook", CA, service="servo-webhook", namespace="servo"
+        )
+        == 0
+    )
     assert [r[0] for r in stub.requests] == ["GET", "PATCH", "GET"]
 
 
@@ -123,8 +144,9 @@ def test_ca_bundle_errors_name_the_configuration(deny: int | None, config: Any) 
     s = StubApi(config, deny=deny)
     try:
         with pytest.raises(CaBundleError, match="mutatingwebhookconfiguration servo-webhook"):
-            patch_ca_bundle(s.client(), "servo-webhook", CA, service="servo-webhook",
-                            namespace="servo")  # fmt: skip
+            patch_ca_bundle(
+                s.client(), "servo-webhook", CA, service="servo-webhook", namespace="servo"
+            )
     finally:
         s.close()
 
@@ -155,18 +177,28 @@ def test_cli_self_generates_tls_patches_the_ca_and_serves(
     port, metrics_port = _free_port(), _free_port()
     kubeconfig = tmp_path / "kubeconfig.json"
     host = stub.client().configuration.host
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "stub",
-        "clusters": [{"name": "stub", "cluster": {"server": host}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "u"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "stub",
+                "clusters": [{"name": "stub", "cluster": {"server": host}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "stub", "context": {"cluster": "stub", "user": "u"}}],
+            }
+        )
+    )
     env = {
-        "OPTUNE_URL": backend.url_template(), "OPTUNE_ACCOUNT": "acme",
-        "POD_NAMESPACES": "default", "OPTUNE_K8S_VERSION": "1.28",
-        "OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"), "OPTUNE_WEBHOOK_BIND": "127.0.0.1",
-        "OPTUNE_METRICS_PORT": str(metrics_port), "OPTUNE_METRICS_BIND": "127.0.0.1",
-    }  # fmt: skip
+        "OPTUNE_URL": backend.url_template(),
+        "OPTUNE_ACCOUNT": "acme",
+        "POD_NAMESPACES": "default",
+        "OPTUNE_K8S_VERSION": "1.28",
+        "OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"),
+        "OPTUNE_WEBHOOK_BIND": "127.0.0.1",
+        "OPTUNE_METRICS_PORT": str(metrics_port),
+        "OPTUNE_METRICS_BIND": "127.0.0.1",
+    }
     stop = threading.Event()
     result: list[int] = []
     args = _parse("--port", str(port), "--kubeconfig", str(kubeconfig), "--log-format", "text")
@@ -179,8 +211,9 @@ def test_cli_self_generates_tls_patches_the_ca_and_serves(
         while answer is None and time.monotonic() < deadline:
             try:
                 pod = admission_pod()
-                resp = requests.post(f"https://localhost:{port}/mutate", json=review(pod),
-                                     verify=str(ca), timeout=5)  # fmt: skip
+                resp = requests.post(
+                    f"https://localhost:{port}/mutate", json=review(pod), verify=str(ca), timeout=5
+                )
                 answer = resp.json()
             except (requests.ConnectionError, OSError):
                 time.sleep(0.05)
@@ -231,9 +264,14 @@ def test_cli_refuses_a_tls_directory_that_is_a_link(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (tmp_path / "tls").symlink_to(elsewhere)
-    env = {"OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"), "OPTUNE_WEBHOOK_PATCH_CA": "false",
-           "OPTUNE_SIDECAR_STYLE": "native", "OPTUNE_WEBHOOK_PORT": "0",
-           "OPTUNE_METRICS_PORT": "0", "OPTUNE_METRICS_BIND": "127.0.0.1"}  # fmt: skip
+    env = {
+        "OPTUNE_WEBHOOK_TLS_DIR": str(tmp_path / "tls"),
+        "OPTUNE_WEBHOOK_PATCH_CA": "false",
+        "OPTUNE_SIDECAR_STYLE": "native",
+        "OPTUNE_WEBHOOK_PORT": "0",
+        "OPTUNE_METRICS_PORT": "0",
+        "OPTUNE_METRICS_BIND": "127.0.0.1",
+    }
     stop = threading.Event()
     stop.set()  # were the files written, the webhook would stop at once, with status 0
     status = run_webhook(_parse("--bind", "127.0.0.1"), env, stop)

@@ -35,8 +35,10 @@ from tests.support.webhookkit import (
 def test_adjust_round_trip_against_the_bundled_collector(
     start_hook: Callable[..., Hook], tmp_path: Path
 ) -> None:
-    with EventStore(tmp_path / "c.db") as store, Collector(store, responses={"JOB-1": ADJUST},
-                                                           port=0) as collector:  # fmt: skip
+    with (
+        EventStore(tmp_path / "c.db") as store,
+        Collector(store, responses={"JOB-1": ADJUST}, port=0) as collector,
+    ):
         hook = start_hook(url=collector.url_template())
         pod = admission_pod()
         _, ops = hook.admit(pod)
@@ -51,7 +53,9 @@ def test_adjust_round_trip_against_the_bundled_collector(
     assert adjustment.app_id == "JOB-1" and adjustment.account == "acme"
     assert adjustment.body["param"]["status"] == "ok"
     assert adjustment.body["param"]["state"]["application"]["components"]["job"]["settings"] == {
-        "cpu": {"value": 1.5}, "mem": {"value": 4.0}}  # fmt: skip
+        "cpu": {"value": 1.5},
+        "mem": {"value": 4.0},
+    }
     assert len(asked) == 1
 
 

@@ -68,8 +68,15 @@ def test_reviews_are_counted_by_what_the_answer_did() -> None:
         hook.review(json.dumps(body).encode())
     assert hook.answer(b"not json")[0] == 400  # malformed
     got = {r: count(metrics, "servo_webhook_reviews_total", result=r) for r in REVIEW_RESULTS}
-    assert got == {"patched": 2, "unchanged": 1, "not-a-job": 1, "not-watched": 1,
-                   "skipped": 2, "malformed": 1, "failed": 0}  # fmt: skip
+    assert got == {
+        "patched": 2,
+        "unchanged": 1,
+        "not-a-job": 1,
+        "not-watched": 1,
+        "skipped": 2,
+        "malformed": 1,
+        "failed": 0,
+    }
     assert count(metrics, "servo_webhook_review_seconds_count") == 8
     assert 0 < count(metrics, "servo_webhook_review_seconds_sum") < 8 * 0.5
 

@@ -119,9 +119,12 @@ def test_guard_finalizer_is_added_once_when_the_guard_is_on(
     ids=["non-job", "unwatched-namespace", "update", "delete"],
 )
 def test_no_patch_and_no_backend_call(
-    start_hook: Callable[..., Hook], backend: RecordingBackend, pod: dict[str, Any],
-    namespace: str, operation: str,
-) -> None:  # fmt: skip
+    start_hook: Callable[..., Hook],
+    backend: RecordingBackend,
+    pod: dict[str, Any],
+    namespace: str,
+    operation: str,
+) -> None:
     hook = start_hook(url=backend.url_template())
     answer, ops = hook.admit(pod, namespace=namespace, operation=operation)
 

@@ -67,8 +67,9 @@ def test_renewed_certificate_is_served_to_new_connections(tmp_path: Path) -> Non
     clock = [0.0]
     reloader = CertReloader(ctx, cert, key, clock=lambda: clock[0], check_s=1.0)
     cfg = load_config({})
-    admitter = Admitter(cfg, monitor=MonitorSpec("servo-monitor", "m", "http://s/", True),
-                        exchange=None)  # fmt: skip
+    admitter = Admitter(
+        cfg, monitor=MonitorSpec("servo-monitor", "m", "http://s/", True), exchange=None
+    )
     with WebhookServer(admitter, ctx, bind="127.0.0.1", port=0, before_accept=reloader) as srv:
         url = f"https://localhost:{srv.bound_port}/healthz"
         assert requests.get(url, verify=str(ca1_file), timeout=5).status_code == 200

@@ -23,15 +23,23 @@ URL = "/accounts/acme/applications/{app}/servo"
 SERVO = [sys.executable, "-m", "servo"]
 
 
-def post(c: Collector, body: Any, *, app: str = "APP", token: str | None = TOKEN,
-         path: str = URL, headers: dict[str, str] | None = None) -> requests.Response:  # fmt: skip
+def post(
+    c: Collector,
+    body: Any,
+    *,
+    app: str = "APP",
+    token: str | None = TOKEN,
+    path: str = URL,
+    headers: dict[str, str] | None = None,
+) -> requests.Response:
     h = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         h["Authorization"] = f"Bearer {token}"
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     # Quoted as the servo quotes it (ReportConfig.url_for): a '/' in an app id stays one segment.
-    return requests.post(c.url + path.format(app=quote(app, safe="")), data=data, headers=h,
-                         timeout=10)  # fmt: skip
+    return requests.post(
+        c.url + path.format(app=quote(app, safe="")), data=data, headers=h, timeout=10
+    )
 
 
 def measurement(uid: str, duration: Any = 10, **annotations: Any) -> dict[str, Any]:
@@ -86,12 +94,21 @@ def raw_insert(db: Path, rows: list[Mapping[str, Any]]) -> None:
     with sqlite3.connect(db) as conn:
         cols = [r[1] for r in conn.execute("PRAGMA table_info(events)")]
         for row in rows:
-            full = {"received_at": 1_700_000_000.0, "account": "acme", "app_id": "APP",
-                    "event_id": os.urandom(8).hex(), "event": "MEASUREMENT", "pod_uid": None,
-                    "body": "{}", **row}  # fmt: skip
+            full = {
+                "received_at": 1_700_000_000.0,
+                "account": "acme",
+                "app_id": "APP",
+                "event_id": os.urandom(8).hex(),
+                "event": "MEASUREMENT",
+                "pod_uid": None,
+                "body": "{}",
+                **row,
+            }
             names = [n for n in full if n in cols]
-            conn.execute(f"INSERT INTO events ({', '.join(names)}) VALUES"
-                         f" ({', '.join('?' * len(names))})", [full[n] for n in names])  # fmt: skip
+            conn.execute(
+                f"INSERT INTO events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [full[n] for n in names],
+            )
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -100,8 +117,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_servo(*args: str, env: Mapping[str, str] | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def run_servo(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     environ = dict(env if env is not None else clean_env())
-    return subprocess.run([*SERVO, *args], capture_output=True, text=True, timeout=timeout,
-                          env=environ, check=False)  # fmt: skip
+    return subprocess.run(
+        [*SERVO, *args], capture_output=True, text=True, timeout=timeout, env=environ, check=False
+    )

@@ -31,20 +31,32 @@ NEWEST = kubernetes_validate.utils.latest_version()
 JOB_USER = {
     "username": "system:serviceaccount:kube-system:job-controller",
     "uid": "3e4d5b1a-8a51-4d64-b2c1-0f6f54d1f5a0",
-    "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system",
-               "system:authenticated"],
-}  # fmt: skip
+    "groups": [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+        "system:authenticated",
+    ],
+}
 MEASURE = {"cmd": "MEASURE", "param": {}}
-ADJUST = {"cmd": "ADJUST", "param": {"state": {"application": {"components": {"job": {
-    "settings": {"cpu": {"value": 1.5}, "mem": {"value": 4}}}}}}}}  # fmt: skip
+ADJUST = {
+    "cmd": "ADJUST",
+    "param": {
+        "state": {
+            "application": {
+                "components": {"job": {"settings": {"cpu": {"value": 1.5}, "mem": {"value": 4}}}}
+            }
+        }
+    },
+}
 
 
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     now = dt.datetime.now(dt.UTC)
     ca = generate_ca("test webhook CA", now=now)
-    serving = generate_serving_cert(ca, ["localhost", "servo-webhook.servo.svc"], now=now,
-                                    ip_addresses=["127.0.0.1"])  # fmt: skip
+    serving = generate_serving_cert(
+        ca, ["localhost", "servo-webhook.servo.svc"], now=now, ip_addresses=["127.0.0.1"]
+    )
     d = tmp_path_factory.mktemp("tls")
     ca_crt, _ = write_pair(ca, d, "ca")
     crt, key = write_pair(serving, d, "tls")
@@ -62,8 +74,13 @@ def admission_pod(*, jobid: str | None = "JOB-1") -> dict[str, Any]:
     return pod
 
 
-def review(pod: dict[str, Any], *, namespace: str = "default", operation: str = "CREATE",
-           dry_run: bool = False) -> dict[str, Any]:  # fmt: skip
+def review(
+    pod: dict[str, Any],
+    *,
+    namespace: str = "default",
+    operation: str = "CREATE",
+    dry_run: bool = False,
+) -> dict[str, Any]:
     gvk = {"group": "", "version": "v1", "kind": "Pod"}
     gvr = {"group": "", "version": "v1", "resource": "pods"}
     return {
@@ -95,8 +112,13 @@ class Hook:
 
     def post(self, body: Any) -> dict[str, Any]:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        resp = requests.post(self.url, data=data, verify=str(self.ca), timeout=10,
-                             headers={"Content-Type": "application/json"})  # fmt: skip
+        resp = requests.post(
+            self.url,
+            data=data,
+            verify=str(self.ca),
+            timeout=10,
+            headers={"Content-Type": "application/json"},
+        )
         assert resp.status_code == 200, resp.text
         doc: dict[str, Any] = resp.json()
         return doc
@@ -116,20 +138,32 @@ class Hook:
 def start_hook(tls: dict[str, Path]) -> Iterator[Callable[..., Hook]]:
     servers: list[WebhookServer] = []
 
-    def start(*, url: str | None = None, native: bool = True, exchange: bool = True,
-              budget_s: float = 2.0, **env: str) -> Hook:  # fmt: skip
-        environ = {"POD_NAMESPACES": "default,batch", "OPTUNE_SLEEPER_IMG": "mon:test",
-                   "OPTUNE_ACCOUNT": "acme", **env}  # fmt: skip
+    def start(
+        *,
+        url: str | None = None,
+        native: bool = True,
+        exchange: bool = True,
+        budget_s: float = 2.0,
+        **env: str,
+    ) -> Hook:
+        environ = {
+            "POD_NAMESPACES": "default,batch",
+            "OPTUNE_SLEEPER_IMG": "mon:test",
+            "OPTUNE_ACCOUNT": "acme",
+            **env,
+        }
         if url is not None:
             environ["OPTUNE_URL"] = url
         cfg = load_config(environ)
         wcfg = load_webhook_config(environ)
-        monitor = MonitorSpec(cfg.stats.monitor_container, cfg.sleeper_image, wcfg.stats_url,
-                              native=native)  # fmt: skip
+        monitor = MonitorSpec(
+            cfg.stats.monitor_container, cfg.sleeper_image, wcfg.stats_url, native=native
+        )
         ex = Exchange(ReporterSender(cfg.report), budget_s=budget_s, ranges=Ranges())
         admitter = Admitter(cfg, monitor=monitor, exchange=ex if exchange else None)
-        server = WebhookServer(admitter, server_context(tls["cert"], tls["key"]),
-                               bind="127.0.0.1", port=0).start()  # fmt: skip
+        server = WebhookServer(
+            admitter, server_context(tls["cert"], tls["key"]), bind="127.0.0.1", port=0
+        ).start()
         servers.append(server)
         return Hook(server, tls["ca"])
 

@@ -182,11 +182,16 @@ class Handler(BaseHTTPRequestHandler):
             self._authenticate(anonymous_ok=True)
             # Every field a real server sends: the client's model requires them all.
             return 200, {
-                "major": "1", "minor": "30", "gitVersion": "v1.30.0-emu",
-                "gitCommit": "0" * 40, "gitTreeState": "clean",
-                "buildDate": "2024-04-17T17:27:03Z", "goVersion": "go1.22.2",
-                "compiler": "gc", "platform": "linux/amd64",
-            }  # fmt: skip
+                "major": "1",
+                "minor": "30",
+                "gitVersion": "v1.30.0-emu",
+                "gitCommit": "0" * 40,
+                "gitTreeState": "clean",
+                "buildDate": "2024-04-17T17:27:03Z",
+                "goVersion": "go1.22.2",
+                "compiler": "gc",
+                "platform": "linux/amd64",
+            }
         doc = discovery(path, self.emu.url.removeprefix("http://"))
         if doc is not None:
             self._authenticate(anonymous_ok=True)

@@ -44,8 +44,13 @@ class TokenAuthority:
         meta = pod["metadata"]
         token = "emu." + secrets.token_urlsafe(24)
         with self._lock:
-            self._tokens[token] = _Minted(meta.get("namespace") or "default", service_account,
-                                          meta["name"], meta["uid"], audience)  # fmt: skip
+            self._tokens[token] = _Minted(
+                meta.get("namespace") or "default",
+                service_account,
+                meta["name"],
+                meta["uid"],
+                audience,
+            )
         return token
 
     def expire(self, token: str) -> None:
@@ -73,9 +78,12 @@ class TokenAuthority:
         user = {
             "username": f"system:serviceaccount:{minted.namespace}:{minted.service_account}",
             "uid": "sa-" + minted.service_account,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{minted.namespace}",
-                       "system:authenticated"],
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{minted.namespace}",
+                "system:authenticated",
+            ],
             "extra": {POD_NAME_EXTRA: [minted.pod_name], POD_UID_EXTRA: [minted.pod_uid]},
-        }  # fmt: skip
+        }
         out["status"] = {"authenticated": True, "user": user, "audiences": [minted.audience]}
         return out

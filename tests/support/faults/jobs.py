@@ -61,11 +61,13 @@ class JobDriver:
         with self._lock:
             i = len(self.jobs)
             job = Job(
-                index=i, name=f"{self.prefix}-{i:04d}",
+                index=i,
+                name=f"{self.prefix}-{i:04d}",
                 uid=str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
-                app_id=f"APP-{i % 7}", exit_code=1 if self._rng.random() < 0.2 else 0,
+                app_id=f"APP-{i % 7}",
+                exit_code=1 if self._rng.random() < 0.2 else 0,
                 duration_s=30 + i,
-            )  # fmt: skip
+            )
             self.jobs[job.uid] = job
         pod = job_pod(job.name, namespace=NAMESPACE, jobid=job.app_id, uid=job.uid)
         finalizers = pod["metadata"].setdefault("finalizers", [])
@@ -83,9 +85,12 @@ class JobDriver:
 
         def terminate(pod: dict[str, Any]) -> None:
             set_terminated(
-                pod, started=_stamp(STARTED_AT), finished=finished, exit_code=job.exit_code,
+                pod,
+                started=_stamp(STARTED_AT),
+                finished=finished,
+                exit_code=job.exit_code,
                 reason="Completed" if job.exit_code == 0 else "Error",
-            )  # fmt: skip
+            )
 
         self.emu.update_pod(NAMESPACE, job.name, terminate)
 
@@ -123,8 +128,9 @@ class JobDriver:
 
     def pods(self) -> dict[str, dict[str, Any]]:
         """The driver's pods still in the emulator, by uid."""
-        return {p["metadata"]["uid"]: p for p in self.emu.pods()
-                if p["metadata"]["uid"] in self.jobs}  # fmt: skip
+        return {
+            p["metadata"]["uid"]: p for p in self.emu.pods() if p["metadata"]["uid"] in self.jobs
+        }
 
 
 class Background:

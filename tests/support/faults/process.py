@@ -52,13 +52,18 @@ class ServoProcess:
         self._log = open(path, "wb")  # noqa: SIM115 - closed when the process ends
         self.proc = subprocess.Popen(
             [*SERVO, "--kubeconfig", str(self.kubeconfig)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            env=clean_env(**self.env), cwd=REPO,
-        )  # fmt: skip
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=clean_env(**self.env),
+            cwd=REPO,
+        )
         wait_until(
             lambda: not self.alive or self.said("listed pods", run=-1),
-            ready_timeout_s, "the servo's first list", lambda: self.tail(),
-        )  # fmt: skip
+            ready_timeout_s,
+            "the servo's first list",
+            lambda: self.tail(),
+        )
         assert self.alive, f"servo exited with {self.proc.returncode}: {self.tail()}"
 
     def kill(self) -> None:
@@ -106,8 +111,11 @@ class ServoProcess:
 
     def errors(self) -> list[str]:
         """ERROR (and worse) log lines and tracebacks of every run."""
-        out = [f"{ln.get('msg')} {ln.get('error', '')}".strip() for ln in self.lines()
-               if ln.get("level") in ("ERROR", "CRITICAL")]  # fmt: skip
+        out = [
+            f"{ln.get('msg')} {ln.get('error', '')}".strip()
+            for ln in self.lines()
+            if ln.get("level") in ("ERROR", "CRITICAL")
+        ]
         for path in self.logs:
             if b"Traceback" in path.read_bytes():
                 out.append(f"traceback in {path.name}")

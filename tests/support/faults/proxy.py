@@ -153,9 +153,11 @@ class FlakyProxy:
         server = _ProxyServer((HOST, self._port), self)
         self._port = server.server_address[1]
         threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
             name=f"flaky-proxy-{self._port}",
-        ).start()  # fmt: skip
+        ).start()
         self._server = server
         return self
 

@@ -45,9 +45,12 @@ class Rig:
         self.store = EventStore(workdir / "collector.db")
         self.collector = Collector(self.store, frozenset({TOKEN}), bind=HOST, port=0).start()
         self.proxy = FlakyProxy(
-            self.collector.url, seed=seed, fault_rate=fault_rate, faults=faults,
+            self.collector.url,
+            seed=seed,
+            fault_rate=fault_rate,
+            faults=faults,
             latency_s=latency_s,
-        ).start()  # fmt: skip
+        ).start()
         self.outbox_dir = workdir / "outbox"
         servo_env = {
             **FAST_ENV,
@@ -101,8 +104,11 @@ class Rig:
 
     def guarded(self) -> list[str]:
         """Pods of the run still carrying the guard finalizer."""
-        return sorted(p["metadata"]["name"] for p in self.driver.pods().values()
-                      if GUARD_FINALIZER in (p["metadata"].get("finalizers") or []))  # fmt: skip
+        return sorted(
+            p["metadata"]["name"]
+            for p in self.driver.pods().values()
+            if GUARD_FINALIZER in (p["metadata"].get("finalizers") or [])
+        )
 
     def state(self) -> str:
         stored = self.stored_uids()
@@ -117,9 +123,12 @@ class Rig:
     # --- waiting and counting --------------------------------------------------------------
 
     def settle(
-        self, expect: Iterable[Job] | None = None, *, timeout_s: float = 60,
+        self,
+        expect: Iterable[Job] | None = None,
+        *,
+        timeout_s: float = 60,
         annotated: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Wait until every expected job's MEASUREMENT is stored, the outbox is empty, and
         (`annotated`) every surviving job pod carries the reported mark."""
         want = {j.uid for j in (self.driver.jobs.values() if expect is None else expect)}
@@ -148,8 +157,12 @@ class Rig:
                 rows.setdefault(e.pod_uid, []).append(e)
             else:
                 unexpected += 1
-        wrong = [w for uid, es in rows.items() for e in es
-                 if (w := check_measurement(jobs[uid], e.body)) is not None]  # fmt: skip
+        wrong = [
+            w
+            for uid, es in rows.items()
+            for e in es
+            if (w := check_measurement(jobs[uid], e.body)) is not None
+        ]
         wire = [r for r in self.proxy.records if r.event == "MEASUREMENT"]
         return Outcome(
             scenario=scenario,

@@ -195,10 +195,14 @@ def graceful_shutdown(workdir: Path, *, jobs: int = 10, seed: int = 0) -> Outcom
         r.stop_servo()
         out = r.outcome("graceful-shutdown")
         out.notes.update(
-            exit_code=code, exit_seconds=round(seconds, 1), goodbye_attempts=goodbyes,
-            left_in_outbox=left, expected_in_outbox=ids, stored_before_restart=stored_before,
+            exit_code=code,
+            exit_seconds=round(seconds, 1),
+            goodbye_attempts=goodbyes,
+            left_in_outbox=left,
+            expected_in_outbox=ids,
+            stored_before_restart=stored_before,
             goodbye_stored=len(r.stored("GOODBYE")),
-        )  # fmt: skip
+        )
         return out
 
 
@@ -214,10 +218,14 @@ def backlog_restart(workdir: Path, *, jobs: int = 30, seed: int = 0) -> Outcome:
         r.settle(timeout_s=budget(jobs))
         r.stop_servo()
         out = r.outcome("backlog-restart")
-        sent = Counter(rec.uid for rec in r.proxy.records
-                       if rec.event == "MEASUREMENT" and rec.forwarded == 200)  # fmt: skip
-        out.notes["sent_twice"] = sorted(r.driver.jobs[uid].name for uid, n in sent.items()
-                                         if n > 1 and uid in r.driver.jobs)  # fmt: skip
+        sent = Counter(
+            rec.uid
+            for rec in r.proxy.records
+            if rec.event == "MEASUREMENT" and rec.forwarded == 200
+        )
+        out.notes["sent_twice"] = sorted(
+            r.driver.jobs[uid].name for uid, n in sent.items() if n > 1 and uid in r.driver.jobs
+        )
         return out
 
 
@@ -234,8 +242,7 @@ def patch_outage(workdir: Path, *, jobs: int = 20, seed: int = 0, guard: bool = 
         marks: dict[str, Any] = {}
         try:
             if guard:
-                wait_until(lambda: not r.driver.pods(), 10, "every guarded pod released",
-                           r.state)  # fmt: skip
+                wait_until(lambda: not r.driver.pods(), 10, "every guarded pod released", r.state)
             else:
                 wait_until(lambda: not r.unannotated(), 10, "every pod annotated", r.state)
         except AssertionError as e:

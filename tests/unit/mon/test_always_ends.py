@@ -128,11 +128,17 @@ def test_cri_o_conmon_scopes_do_not_keep_it_waiting(tmp_path: Path, start: Start
     crio = {k: container_dir_name("crio", v) for k, v in (("a", APP), ("p", PAUSE), ("s", SELF))}
     conmon = {k: f"crio-conmon-{v}.scope" for k, v in (("a", APP), ("s", SELF))}
     pod_dir = build_v2(
-        tmp_path, REL, containers={**dict.fromkeys(crio.values(), True),
-                                   **dict.fromkeys(conmon.values(), True)},
-    )  # fmt: skip
-    mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, crio["s"])),
-                        OPTUNE_UNSEEN_WAIT="3600"))  # fmt: skip
+        tmp_path,
+        REL,
+        containers={**dict.fromkeys(crio.values(), True), **dict.fromkeys(conmon.values(), True)},
+    )
+    mon = start(
+        mon_env(
+            tmp_path,
+            OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, crio["s"])),
+            OPTUNE_UNSEEN_WAIT="3600",
+        )
+    )
     assert mon.waiting.wait(HANG_GUARD_S), mon.lines
     time.sleep(0.3)
     assert mon.proc.poll() is None, "left while the app container still ran"

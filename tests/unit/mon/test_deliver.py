@@ -68,8 +68,9 @@ def test_the_token_file_is_read_again_before_each_try(tmp_path: Path) -> None:
         return 0.0
 
     with stats_receiver(script=[503]) as rec:
-        assert post_stats(url=rec.url, body=_body(), token_file=token_file, timeout_s=2.0,
-                          wait=rotate)  # fmt: skip
+        assert post_stats(
+            url=rec.url, body=_body(), token_file=token_file, timeout_s=2.0, wait=rotate
+        )
     assert [h["Authorization"] for h in rec.headers] == ["Bearer old", "Bearer rotated"]
 
 

@@ -35,8 +35,13 @@ def test_cpu_is_pod_minus_monitor_midpoint_minus_sandbox() -> None:
 
 def test_cpu_never_negative_and_null_without_the_own_cgroup() -> None:
     out = JobFigures()
-    job_cpu(pod=_cpu(0.1, 0.1, 0.0), monitor_before=_cpu(0.2, 0.2, 0.0),
-            monitor_after=_cpu(0.2, 0.2, 0.0), sandbox=None, out=out)  # fmt: skip
+    job_cpu(
+        pod=_cpu(0.1, 0.1, 0.0),
+        monitor_before=_cpu(0.2, 0.2, 0.0),
+        monitor_after=_cpu(0.2, 0.2, 0.0),
+        sandbox=None,
+        out=out,
+    )
     assert out.cpu["cpu_time"] == 0.0
     unknown = JobFigures()
     job_cpu(pod=_cpu(1, 1, 0), monitor_before=None, monitor_after=None, sandbox=None, out=unknown)
@@ -57,8 +62,12 @@ def test_cpu_says_why_a_pod_or_monitor_figure_is_missing() -> None:
 
 def _peak(**kw: object) -> JobFigures:
     out = JobFigures()
-    args: dict[str, object] = {"pod_source": "memory.peak", "pod_reason": "", "container_peaks": [],
-                               "sandbox_min": MIB // 2}  # fmt: skip
+    args: dict[str, object] = {
+        "pod_source": "memory.peak",
+        "pod_reason": "",
+        "container_peaks": [],
+        "sandbox_min": MIB // 2,
+    }
     args.update(kw)
     job_peak(out=out, **args)  # type: ignore[arg-type]
     return out
@@ -98,8 +107,9 @@ def test_a_job_never_seen_alive_keeps_the_monitor_in_rather_than_read_low() -> N
 
 
 def test_sampled_pod_peak_and_nothing_at_all() -> None:
-    sampled = _peak(pod_peak=50 * MIB, pod_source="sampled", overhead_min=MIB,
-                    container_peaks=[40 * MIB])  # fmt: skip
+    sampled = _peak(
+        pod_peak=50 * MIB, pod_source="sampled", overhead_min=MIB, container_peaks=[40 * MIB]
+    )
     assert sampled.max_memory == 49 * MIB and sampled.max_memory_source == "sampled"
     none = _peak(pod_peak=None, pod_reason="memory.peak: file not found", overhead_min=MIB)
     assert none.max_memory is None and none.max_memory_source is None

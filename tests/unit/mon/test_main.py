@@ -24,13 +24,22 @@ from tests.support.monreceiver import closed_port_url, stats_receiver
 
 MIB = 1 << 20
 # Container-level files: the monitor (SELF) and the sandbox (PAUSE) used this much.
-V1_OWN = {"cpuacct.usage": "200000000\n", "cpuacct.stat": "user 15\nsystem 5\n",
-          "memory.usage_in_bytes": f"{10 * MIB}\n"}  # fmt: skip
-V1_PAUSE = {"cpuacct.usage": "50000000\n", "cpuacct.stat": "user 3\nsystem 2\n",
-            "memory.usage_in_bytes": f"{1 * MIB}\n"}  # fmt: skip
+V1_OWN = {
+    "cpuacct.usage": "200000000\n",
+    "cpuacct.stat": "user 15\nsystem 5\n",
+    "memory.usage_in_bytes": f"{10 * MIB}\n",
+}
+V1_PAUSE = {
+    "cpuacct.usage": "50000000\n",
+    "cpuacct.stat": "user 3\nsystem 2\n",
+    "memory.usage_in_bytes": f"{1 * MIB}\n",
+}
 # v1 counts a container's OOM kill in the container's cgroup only, not in the pod's.
-V1_APP = {"cpuacct.usage": "9000000000\n", "memory.max_usage_in_bytes": f"{300 * MIB}\n",
-          "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"}  # fmt: skip
+V1_APP = {
+    "cpuacct.usage": "9000000000\n",
+    "memory.max_usage_in_bytes": f"{300 * MIB}\n",
+    "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+}
 
 
 def _cpu_stat(usec: int) -> str:
@@ -70,9 +79,15 @@ def test_sigterm_wakes_the_monitor_which_reads_delivers_and_exits_0(
     proc = fake_proc(tmp_path, SELF)
     (tmp_path / "token").write_text("t0k")
     with stats_receiver() as rec:
-        mon = start(mon_env(tmp_path, OPTUNE_STATS_URL=rec.url,
-                         OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"),
-                         OPTUNE_POLL_INTERVAL="5", OPTUNE_PROC_ROOT=str(proc)))  # fmt: skip
+        mon = start(
+            mon_env(
+                tmp_path,
+                OPTUNE_STATS_URL=rec.url,
+                OPTUNE_STATS_TOKEN_FILE=str(tmp_path / "token"),
+                OPTUNE_POLL_INTERVAL="5",
+                OPTUNE_PROC_ROOT=str(proc),
+            )
+        )
         assert mon.waiting.wait(10), mon.lines
         sent = time.monotonic()
         mon.proc.send_signal(signal.SIGTERM)
@@ -236,10 +251,13 @@ def test_two_job_containers_are_reported_each_and_together(tmp_path: Path, start
         tmp_path,
         POD_PATHS[("cgroupfs", "burstable")],
         containers={APP: 1, other: 1, PAUSE: 1, SELF: 1},
-        container_files={SELF: V1_OWN, PAUSE: V1_PAUSE, APP: V1_APP,
-                         other: {"cpuacct.usage": "3000000000\n",
-                                 "memory.max_usage_in_bytes": f"{100 * MIB}\n"}},
-    )  # fmt: skip
+        container_files={
+            SELF: V1_OWN,
+            PAUSE: V1_PAUSE,
+            APP: V1_APP,
+            other: {"cpuacct.usage": "3000000000\n", "memory.max_usage_in_bytes": f"{100 * MIB}\n"},
+        },
+    )
     mon = start(mon_env(tmp_path, OPTUNE_PROC_ROOT=str(fake_proc(tmp_path, SELF))), "--once")
     assert mon.proc.wait(timeout=30) == 0, mon.lines
     stats = json.loads((tmp_path / "termination-log").read_text())

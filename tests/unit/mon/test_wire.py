@@ -30,21 +30,46 @@ def test_build_stats_has_every_contract_key_of_wire_v2() -> None:
     stats = _stats(missing={"memory.kernel_stack": "x"})
     assert WIRE_VERSION == 2 and stats["v"] == 2
     assert set(stats) == {
-        "v", "cgroup", "cgroup_path", "cpus", "cpu_time", "cpu_user", "cpu_system",
-        "max_memory", "max_memory_source", "pod_cpu_time", "pod_cpu_user", "pod_cpu_system",
-        "pod_max_memory", "pod_max_memory_source", "memory", "monitor_cpu_time",
-        "monitor_max_memory", "monitor_rss", "monitor_max_rss", "oom_kills", "containers",
-        "missing", "cue",
-    }  # fmt: skip
+        "v",
+        "cgroup",
+        "cgroup_path",
+        "cpus",
+        "cpu_time",
+        "cpu_user",
+        "cpu_system",
+        "max_memory",
+        "max_memory_source",
+        "pod_cpu_time",
+        "pod_cpu_user",
+        "pod_cpu_system",
+        "pod_max_memory",
+        "pod_max_memory_source",
+        "memory",
+        "monitor_cpu_time",
+        "monitor_max_memory",
+        "monitor_rss",
+        "monitor_max_rss",
+        "oom_kills",
+        "containers",
+        "missing",
+        "cue",
+    }
     assert stats["cpu_time"] == 1.25 and stats["pod_cpu_time"] == 1.5
 
 
 def test_build_stats_names_pod_reasons_by_their_pod_field() -> None:
     figures = PodFigures(None, None, None, None, None, {}, {"cpu_time": "gone"})
     stats = build_stats(
-        pod=figures, job=JobFigures(missing={"cpu_time": "gone"}), containers={}, cgroup="v1",
-        cgroup_path="", cpus=1, monitor_rss=None, monitor_max_rss=1, cue="once",
-    )  # fmt: skip
+        pod=figures,
+        job=JobFigures(missing={"cpu_time": "gone"}),
+        containers={},
+        cgroup="v1",
+        cgroup_path="",
+        cpus=1,
+        monitor_rss=None,
+        monitor_max_rss=1,
+        cue="once",
+    )
     assert stats["missing"] == {
         "pod_cpu_time": "gone",
         "cpu_time": "gone",

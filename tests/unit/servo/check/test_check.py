@@ -80,8 +80,9 @@ def test_config_lists_every_problem_as_a_configuration_error() -> None:
 
 
 def test_config_valid_names_the_namespaces_and_backend() -> None:
-    result, cfg = check_config({"OPTUNE_URL": URL, "OPTUNE_ACCOUNT": "acme",
-                                "POD_NAMESPACES": "a,b"}, "/k")  # fmt: skip
+    result, cfg = check_config(
+        {"OPTUNE_URL": URL, "OPTUNE_ACCOUNT": "acme", "POD_NAMESPACES": "a,b"}, "/k"
+    )
     assert cfg is not None and cfg.kubeconfig == "/k"
     assert result.status is Status.OK and "a, b" in result.detail and "acme" in result.detail
 
@@ -111,8 +112,9 @@ def test_untrusted_certificate_points_at_the_ca_file() -> None:
 
 def test_rbac_result_names_missing_verbs_and_the_example_role() -> None:
     answers = {"get": True, "list": True, "watch": False, "patch": False}
-    result = rbac_result("RBAC team", 'pods in namespace "team"', answers,
-                         lambda m: rbac_fix("team", m))  # fmt: skip
+    result = rbac_result(
+        "RBAC team", 'pods in namespace "team"', answers, lambda m: rbac_fix("team", m)
+    )
     assert result.status is Status.FAIL
     assert "watch, patch" in result.detail and "team" in result.detail
     assert "example/svc-role.yaml" in result.fix and "namespace team" in result.fix
@@ -140,8 +142,9 @@ def test_backend_auth_refusal_names_the_token_variable(status: int) -> None:
 
 
 def test_backend_unreachable_names_the_url() -> None:
-    result = backend_result(BACKEND, ReportError("ConnectionError: refused", transient=True),
-                            has_token=False)  # fmt: skip
+    result = backend_result(
+        BACKEND, ReportError("ConnectionError: refused", transient=True), has_token=False
+    )
     assert result.status is Status.FAIL and BACKEND in result.detail and "OPTUNE_URL" in result.fix
 
 

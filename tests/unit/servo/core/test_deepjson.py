@@ -15,8 +15,11 @@ def test_items_are_split_with_brackets_inside_strings_left_alone() -> None:
     assert split is not None
     raw_items, rest = split
     assert [json.loads(r) for r in raw_items] == items
-    assert json.loads(rest) == {"kind": "PodList", "metadata": {"resourceVersion": "7"},
-                                "items": []}  # fmt: skip
+    assert json.loads(rest) == {
+        "kind": "PodList",
+        "metadata": {"resourceVersion": "7"},
+        "items": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -36,12 +39,14 @@ def test_items_too_deep_for_the_decoder_are_still_split() -> None:
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        (b'{"type":"ADDED","object":{"metadata":{"name":"p-1","namespace":"ns","uid":"u"}}}',
-         "ns/p-1"),
+        (
+            b'{"type":"ADDED","object":{"metadata":{"name":"p-1","namespace":"ns","uid":"u"}}}',
+            "ns/p-1",
+        ),
         (b'{"metadata":{"generateName":"x-","name":"p.2"}}', "/p.2"),
         (b'{"spec":{"name":"not-metadata"}}', "?"),
         (b"[" * 100, "?"),
     ],
-)  # fmt: skip
+)
 def test_pod_key_is_read_from_the_metadata(raw: bytes, key: str) -> None:
     assert scan_pod_key(raw) == key

@@ -63,19 +63,27 @@ def test_metric_value(metric: Any, unit: str | None, expected: float | None) -> 
 
 def test_checked_measurement_keeps_good_fields_and_names_the_rest() -> None:
     param = {
-        "metrics": {"duration": {"value": 5, "unit": "s"}, "max_memory": {"value": -1, "unit": "B"},
-                    "x" * 65: {"value": 1, "unit": "s"}},
+        "metrics": {
+            "duration": {"value": 5, "unit": "s"},
+            "max_memory": {"value": -1, "unit": "B"},
+            "x" * 65: {"value": 1, "unit": "s"},
+        },
         "annotations": {"pod": "p", "n": 1, "": "empty"},
         "message": "m" * 5000,
         "status": "ok",
         "dropped": {"forged": "by the sender"},
-    }  # fmt: skip
+    }
     kept, dropped = checked_measurement(param)
     assert kept["metrics"] == {"duration": {"value": 5, "unit": "s"}}
     assert kept["annotations"] == {"pod": "p"}
     assert "message" not in kept and kept["status"] == "ok"
-    assert set(dropped) == {"metrics.max_memory", f"metrics.{'x' * 64}", "annotations.n",
-                            "annotations.", "message"}  # fmt: skip
+    assert set(dropped) == {
+        "metrics.max_memory",
+        f"metrics.{'x' * 64}",
+        "annotations.n",
+        "annotations.",
+        "message",
+    }
     assert kept["dropped"] == dropped
 
 

@@ -54,9 +54,15 @@ STATS: dict[str, Any] = {
     "cue": "SIGTERM",
 }
 V1: dict[str, Any] = {
-    "v": 1, "cgroup": "v1", "cpu_time": 3.0, "cpu_user": 2.0, "cpu_system": 1.0,
-    "max_memory": 5000, "max_memory_source": "memory.max_usage_in_bytes", "cue": "SIGTERM",
-}  # fmt: skip
+    "v": 1,
+    "cgroup": "v1",
+    "cpu_time": 3.0,
+    "cpu_user": 2.0,
+    "cpu_system": 1.0,
+    "max_memory": 5000,
+    "max_memory_source": "memory.max_usage_in_bytes",
+    "cue": "SIGTERM",
+}
 
 
 def test_full_stats_become_metrics_with_units() -> None:
@@ -85,8 +91,12 @@ def test_full_stats_become_metrics_with_units() -> None:
 def test_v1_figures_are_pod_totals_only_and_the_job_figures_named_missing() -> None:
     stats = parse_stats(V1, CHANNEL_MESSAGE)
     got = {k: m.value for k, m in stats_metrics(stats).items()}
-    assert got == {"pod_cpu_time": 3.0, "pod_cpu_user": 2.0, "pod_cpu_system": 1.0,
-                   "pod_max_memory": 5000}  # fmt: skip
+    assert got == {
+        "pod_cpu_time": 3.0,
+        "pod_cpu_user": 2.0,
+        "pod_cpu_system": 1.0,
+        "pod_max_memory": 5000,
+    }
     ann = stats_annotations(stats)
     missing = json.loads(ann["stats_missing"])
     assert missing["cpu_time"] == missing["max_memory"] == V1_REASON
@@ -139,8 +149,10 @@ def test_containers_are_named_through_the_pods_container_ids() -> None:
     containers = {CID: {"cpu_time": 12.5, "max_memory": 9}, other: {"cpu_time": 0.1}}
     stats = parse_stats({**STATS, "containers": containers}, CHANNEL_POST)
     got = json.loads(stats_annotations(stats, facts)["containers"])
-    assert got == {"job": {"cpu_time": 12.5, "max_memory": 9},
-                   f"id:{other[:12]}": {"cpu_time": 0.1, "max_memory": None}}  # fmt: skip
+    assert got == {
+        "job": {"cpu_time": 12.5, "max_memory": 9},
+        f"id:{other[:12]}": {"cpu_time": 0.1, "max_memory": None},
+    }
 
 
 def test_container_ids_come_from_the_pod_status() -> None:
@@ -342,8 +354,13 @@ def test_no_stats_in_time_measures_without_them_saying_why() -> None:
 def test_a_message_from_before_the_jobs_last_run_is_not_its_figures() -> None:
     # restartPolicy OnFailure: a plain monitor took the first crash for the end and reported.
     t = Tracker(stats_wait_s=5)
-    stale = replace(DONE, finished_s=500.0, monitor_message=json.dumps(STATS),
-                    monitor_terminated=True, monitor_finished_s=17.0)  # fmt: skip
+    stale = replace(
+        DONE,
+        finished_s=500.0,
+        monitor_message=json.dumps(STATS),
+        monitor_terminated=True,
+        monitor_finished_s=17.0,
+    )
     assert t.observe("MODIFIED", stale, now_s=0) is None
     [m] = t.expire(now_s=5)
     assert "cpu_time" not in m.metrics and "max_memory" not in m.metrics
@@ -424,8 +441,12 @@ def test_expire_gives_each_job_its_own_reason() -> None:
 
 # --- OOMKilled, said plainly ---------------------------------------------------------------
 
-LIMITED = replace(DONE, resources_json='{"limits":{"memory":"256Mi"}}', container="job",
-                  container_ids=((CID, "job"),))  # fmt: skip
+LIMITED = replace(
+    DONE,
+    resources_json='{"limits":{"memory":"256Mi"}}',
+    container="job",
+    container_ids=((CID, "job"),),
+)
 
 
 def test_oom_killed_by_the_container_status() -> None:
@@ -447,8 +468,10 @@ def test_oom_killed_by_the_cgroup_counter_of_the_job_container() -> None:
     assert m.annotations["reason"] == "OOMKilled" and m.annotations["oom_killed"] == "true"
     assert m.annotations["oom_kills"] == "1"
     # A child killed for memory in a job that went on to exit 0 is no OOMKilled job.
-    ok = with_stats(measurement_from_facts(replace(LIMITED, exit_code=0, term_reason="Completed")),
-                    parse_stats(killed, CHANNEL_MESSAGE))  # fmt: skip
+    ok = with_stats(
+        measurement_from_facts(replace(LIMITED, exit_code=0, term_reason="Completed")),
+        parse_stats(killed, CHANNEL_MESSAGE),
+    )
     assert ok.annotations["reason"] == "Completed" and "oom_killed" not in ok.annotations
     assert ok.annotations["oom_kills"] == "1"
 

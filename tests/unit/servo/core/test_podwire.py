@@ -54,13 +54,22 @@ def pods() -> list[dict[str, Any]]:
     set_running(running)
     set_terminated(done, exit_code=3, reason="Error")
     done["status"]["podIP"] = "10.0.0.7"
-    done["metadata"].update(deletionTimestamp="2024-05-14T10:50:00Z",
-                            finalizers=["servo.optune.io/measure"],
-                            annotations={"done-at": "1715683000"})  # fmt: skip
-    native["spec"]["initContainers"] = [{"name": "servo-monitor", "image": "m", "restartPolicy":
-        "Always", "env": [{"name": "OPTUNE_STATS_TOKEN", "value": "t"}]}]  # fmt: skip
-    native["status"]["initContainerStatuses"] = [{"name": "servo-monitor", "state": {
-        "terminated": {"exitCode": 0, "message": "{}"}}}]  # fmt: skip
+    done["metadata"].update(
+        deletionTimestamp="2024-05-14T10:50:00Z",
+        finalizers=["servo.optune.io/measure"],
+        annotations={"done-at": "1715683000"},
+    )
+    native["spec"]["initContainers"] = [
+        {
+            "name": "servo-monitor",
+            "image": "m",
+            "restartPolicy": "Always",
+            "env": [{"name": "OPTUNE_STATS_TOKEN", "value": "t"}],
+        }
+    ]
+    native["status"]["initContainerStatuses"] = [
+        {"name": "servo-monitor", "state": {"terminated": {"exitCode": 0, "message": "{}"}}}
+    ]
     return [fixture_pod(), running, done, native]
 
 
@@ -95,12 +104,15 @@ def test_watch_events_bookmarks_and_errors() -> None:
     line = json.dumps({"type": "MODIFIED", "object": json.loads(FULL)}).encode()
     event = decode_event(line)
     assert event.type == "MODIFIED" and event.pod is not None and pod_key(event.pod) != "?"
-    bookmark = decode_event(b'{"type":"BOOKMARK","object":{"kind":"Pod","metadata":'
-                            b'{"resourceVersion":"42"}}}')  # fmt: skip
+    bookmark = decode_event(
+        b'{"type":"BOOKMARK","object":{"kind":"Pod","metadata":{"resourceVersion":"42"}}}'
+    )
     assert bookmark.pod is not None and bookmark.pod.metadata is not None
     assert bookmark.pod.metadata.resource_version == "42"
-    error = decode_event(b'{"type":"ERROR","object":{"kind":"Status","code":410,'
-                         b'"message":"too old","status":"Failure"}}')  # fmt: skip
+    error = decode_event(
+        b'{"type":"ERROR","object":{"kind":"Status","code":410,'
+        b'"message":"too old","status":"Failure"}}'
+    )
     assert (error.type, error.pod, error.doc["code"]) == ("ERROR", None, 410)
 
 
@@ -121,9 +133,12 @@ def test_a_field_of_the_wrong_type_costs_that_field_only() -> None:
 
 
 def test_to_pod_salvages_lists_of_structs_item_by_item() -> None:
-    pod = to_pod({"metadata": {"name": "p", "uid": "u", "finalizers": "not a list"},
-                  "spec": {"containers": [{"name": "job", "command": "ls"}, "junk",
-                                          {"name": "side"}]}})  # fmt: skip
+    pod = to_pod(
+        {
+            "metadata": {"name": "p", "uid": "u", "finalizers": "not a list"},
+            "spec": {"containers": [{"name": "job", "command": "ls"}, "junk", {"name": "side"}]},
+        }
+    )
     assert pod.metadata is not None and pod.metadata.finalizers is None
     assert pod.spec is not None and pod.spec.containers is not None
     assert [(c.name, c.command) for c in pod.spec.containers] == [("job", None), ("side", None)]
@@ -142,8 +157,13 @@ def test_a_pod_event_without_a_pod_object_has_no_pod() -> None:
 
 
 def test_pod_list() -> None:
-    body = json.dumps({"kind": "PodList", "metadata": {"resourceVersion": "9", "continue": "c1"},
-                       "items": [json.loads(FULL)]}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "kind": "PodList",
+            "metadata": {"resourceVersion": "9", "continue": "c1"},
+            "items": [json.loads(FULL)],
+        }
+    ).encode()
     items, rv, token = decode_pod_list(body)
     assert (rv, token, len(items)) == ("9", "c1", 1) and items[0].type == "ADDED"
     assert items[0].doc is None and items[0].pod is not None

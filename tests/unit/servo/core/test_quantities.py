@@ -60,9 +60,27 @@ def test_memory_quantities(text: str, n_bytes: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "abc", "1K", "1kb", "1 Gi", "Mi", "1e", "1Gi2", "--1", "1.2.3", "1e3m",
-     "1e999999999", "1e-999999999", "1e31", "1e19", "9" * 41, "16Ei", "1" + "0" * 5000 + "e1"],
-)  # fmt: skip
+    [
+        "",
+        "abc",
+        "1K",
+        "1kb",
+        "1 Gi",
+        "Mi",
+        "1e",
+        "1Gi2",
+        "--1",
+        "1.2.3",
+        "1e3m",
+        "1e999999999",
+        "1e-999999999",
+        "1e31",
+        "1e19",
+        "9" * 41,
+        "16Ei",
+        "1" + "0" * 5000 + "e1",
+    ],
+)
 def test_bad_quantities_are_refused(text: str) -> None:
     with pytest.raises(ValueError, match="quantity"):
         parse_quantity(text)

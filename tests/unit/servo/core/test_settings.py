@@ -58,8 +58,18 @@ def webhook_problems(env: dict[str, str]) -> list[str]:
 
 def bad_values(row: Row) -> list[str]:
     """Values outside the row: not finite, beyond each end, far beyond, not the right type."""
-    values = ["nan", "NaN", "inf", "-inf", "1e400", f"{row.maximum * 2 + 1:g}",
-              "99999999999999999999", "1" * 5000, "", "x"]  # fmt: skip
+    values = [
+        "nan",
+        "NaN",
+        "inf",
+        "-inf",
+        "1e400",
+        f"{row.maximum * 2 + 1:g}",
+        "99999999999999999999",
+        "1" * 5000,
+        "",
+        "x",
+    ]
     values.remove("")  # blank means "unset": the default
     if row.minimum > 0:
         values.append(f"{row.minimum / 2:g}")
@@ -147,8 +157,14 @@ def test_webhook_addresses_names_and_relations_are_checked_at_load(name: str, va
 
 
 def test_good_names_and_addresses_are_kept() -> None:
-    cfg = load_config({**GOOD, "OPTUNE_METRICS_BIND": "::1", "OPTUNE_LEADER_NAMESPACE": "ops-1",
-                       "OPTUNE_LEADER_LEASE": "servo.leader"})  # fmt: skip
+    cfg = load_config(
+        {
+            **GOOD,
+            "OPTUNE_METRICS_BIND": "::1",
+            "OPTUNE_LEADER_NAMESPACE": "ops-1",
+            "OPTUNE_LEADER_LEASE": "servo.leader",
+        }
+    )
     assert (cfg.metrics.bind, cfg.leader.namespace, cfg.leader.name) == (
         "::1",
         "ops-1",
@@ -170,9 +186,15 @@ def test_markdown_table_has_one_row_per_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://h:99999/{app_id}", "http://[::1/{app_id}", "http://:80/{app_id}",
-            "http://h:abc/{app_id}", "http://h:0/{app_id}"],
-)  # fmt: skip
+    "url",
+    [
+        "http://h:99999/{app_id}",
+        "http://[::1/{app_id}",
+        "http://:80/{app_id}",
+        "http://h:abc/{app_id}",
+        "http://h:0/{app_id}",
+    ],
+)
 def test_urls_with_a_bad_host_or_port_are_refused_at_load(url: str) -> None:
     assert [p for p in servo_problems({"OPTUNE_URL": url}) if p.startswith("OPTUNE_URL=")]
     service = url.replace("{app_id}", "")

@@ -11,11 +11,18 @@ from servo.collector.text_report import format_report, format_table, human_bytes
 from servo.core.summary import Run, percentile, run_from_body, summarise, trend_pct
 
 
-def body(duration: float | None = 10, *, exitcode: str = "0", failed: bool = False,
-         **metrics: float) -> dict[str, Any]:  # fmt: skip
+def body(
+    duration: float | None = 10, *, exitcode: str = "0", failed: bool = False, **metrics: float
+) -> dict[str, Any]:
     if failed:
-        return {"event": "MEASUREMENT", "param": {"status": "failed",
-                "message": "job deleted before it ran", "annotations": {}}}  # fmt: skip
+        return {
+            "event": "MEASUREMENT",
+            "param": {
+                "status": "failed",
+                "message": "job deleted before it ran",
+                "annotations": {},
+            },
+        }
     m = {k: {"value": v, "unit": "x"} for k, v in metrics.items()}
     if duration is not None:
         m["duration"] = {"value": duration, "unit": "s"}
@@ -70,7 +77,10 @@ def test_not_runs_or_odd_bodies(doc: dict[str, Any]) -> None:
 def test_percentiles_by_nearest_rank() -> None:
     values = [float(v) for v in range(1, 101)]
     assert (percentile(values, 50), percentile(values, 95), percentile(values, 100)) == (
-        50, 95, 100)  # fmt: skip
+        50,
+        95,
+        100,
+    )
     assert percentile([7.0], 95) == 7
 
 
@@ -83,10 +93,15 @@ def test_trend_compares_last_ten_with_ten_before() -> None:
 
 def runs(app: str, durations: list[float], failed_at: int | None = None) -> list[Run]:
     return [
-        Run(app, float(i), i == failed_at, "1" if i == failed_at else "0",
-            {"duration": d, "max_memory": 2**20 * d})
+        Run(
+            app,
+            float(i),
+            i == failed_at,
+            "1" if i == failed_at else "0",
+            {"duration": d, "max_memory": 2**20 * d},
+        )
         for i, d in enumerate(durations)
-    ]  # fmt: skip
+    ]
 
 
 def test_summarise_per_app() -> None:

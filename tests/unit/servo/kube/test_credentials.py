@@ -307,13 +307,18 @@ def test_missing_kubeconfig_says_where_it_looked(tmp_path: Path) -> None:
 
 def test_kubeconfig_source(tmp_path: Path) -> None:
     kc = tmp_path / "kc"
-    kc.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "kc-token"}}],
-        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "current-context": "x",
-    }))  # fmt: skip
+    kc.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "kc-token"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
     creds = credentials.api_client_for(str(kc), {})
     assert creds.configuration.host == "http://127.0.0.1:1"
     loaded = load_credentials(None, {"KUBECONFIG": str(kc)})

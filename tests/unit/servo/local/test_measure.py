@@ -385,8 +385,15 @@ def test_parser_keeps_everything_after_the_command(
 def test_build_param_drops_figures_that_cannot_be_readings(
     change: dict[str, Any], figure: str
 ) -> None:
-    figures = RunFigures(duration_s=2.0, returncode=0, measured_by="cgroup-v2", cpu_time_s=1.0,
-                         cpu_user_s=0.5, cpu_system_s=0.5, max_memory_bytes=1 << 20)  # fmt: skip
+    figures = RunFigures(
+        duration_s=2.0,
+        returncode=0,
+        measured_by="cgroup-v2",
+        cpu_time_s=1.0,
+        cpu_user_s=0.5,
+        cpu_system_s=0.5,
+        max_memory_bytes=1 << 20,
+    )
     param = build_param(replace(figures, **change), cmd=["x"], host="h")
     assert figure not in param["metrics"] and "duration" in param["metrics"]
     assert f"{figure}: dropped" in param["annotations"]["missing"]

@@ -74,11 +74,19 @@ def test_guard_patches() -> None:
     assert ops[0] == {"op": "test", "path": "/metadata/uid", "value": "u1"}
     assert ops[1]["value"] == ["a", "servo.optune.io/measure", "b"]
     assert ops[2] == {"op": "replace", "path": "/metadata/finalizers", "value": ["a", "b"]}
-    assert reported_patch("u1", "u1:MEASUREMENT") == {"metadata": {
-        "uid": "u1", "annotations": {"servo.optune.io/reported": "u1:MEASUREMENT"}}}  # fmt: skip
-    facts = PodFacts(uid="u", namespace="n", name="p", app_id="A",
-                     finalizers=("servo.optune.io/measure",), deleted_s=100.0)  # fmt: skip
+    assert reported_patch("u1", "u1:MEASUREMENT") == {
+        "metadata": {"uid": "u1", "annotations": {"servo.optune.io/reported": "u1:MEASUREMENT"}}
+    }
+    facts = PodFacts(
+        uid="u",
+        namespace="n",
+        name="p",
+        app_id="A",
+        finalizers=("servo.optune.io/measure",),
+        deleted_s=100.0,
+    )
     assert not valve_due(facts, now_s=699, max_age_s=600)
     assert valve_due(facts, now_s=700, max_age_s=600)
-    assert not valve_due(PodFacts(uid="u", namespace="n", name="p", app_id="A", deleted_s=1),
-                         now_s=1e9, max_age_s=1)  # fmt: skip
+    assert not valve_due(
+        PodFacts(uid="u", namespace="n", name="p", app_id="A", deleted_s=1), now_s=1e9, max_age_s=1
+    )

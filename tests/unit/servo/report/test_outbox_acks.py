@@ -48,18 +48,23 @@ def test_an_ack_not_yet_committed_means_the_event_is_sent_again_after_a_crash(
     box.delivered("u0:MEASUREMENT", now_s=20.0)
     crashed_then_restarted = Outbox(tmp_path)
     assert [p.event.id for p in crashed_then_restarted.due(now_s=100, limit=10)] == [
-        "u0:MEASUREMENT", "u1:MEASUREMENT"]  # fmt: skip
+        "u0:MEASUREMENT",
+        "u1:MEASUREMENT",
+    ]
     box.flush()
     assert [p.event.id for p in crashed_then_restarted.due(now_s=100, limit=10)] == [
-        "u1:MEASUREMENT"]  # fmt: skip
+        "u1:MEASUREMENT"
+    ]
 
 
 def test_this_process_never_sees_a_delivered_event_as_waiting(tmp_path: Path) -> None:
     box = filled(tmp_path, 3, monotonic=FakeMonotonic())
     box.delivered("u1:MEASUREMENT", now_s=20.0)
     # Every read commits the waiting acks first: the pump never hands u1 to a worker again.
-    assert [p.event.id for p in box.due(now_s=100, limit=10)] == ["u0:MEASUREMENT",
-                                                                  "u2:MEASUREMENT"]  # fmt: skip
+    assert [p.event.id for p in box.due(now_s=100, limit=10)] == [
+        "u0:MEASUREMENT",
+        "u2:MEASUREMENT",
+    ]
     box.delivered("u0:MEASUREMENT", now_s=21.0)
     assert box.depth() == 1 and box.ids() == {"u2:MEASUREMENT"}
     assert box.put(ev(0), now_s=22.0) is False  # acked, not yet committed: still not sent again

@@ -16,8 +16,16 @@ from servo.run.metrics import ServoMetrics
 from servo.run.receiver import Answer
 from servo.run.stats_intake import StatsIntake, refusal
 
-FACTS = PodFacts(uid="u1", namespace="ns", name="p1", app_id="A", monitor="servo-monitor",
-                 restart_policy="Never", state=ContainerState.RUNNING, started_s=1.0)  # fmt: skip
+FACTS = PodFacts(
+    uid="u1",
+    namespace="ns",
+    name="p1",
+    app_id="A",
+    monitor="servo-monitor",
+    restart_policy="Never",
+    state=ContainerState.RUNNING,
+    started_s=1.0,
+)
 MINE = TokenIdentity(True, pod_uid="u1", pod_name="p1")
 STATS = MonitorStats(channel=CHANNEL_POST)
 
@@ -36,8 +44,9 @@ def replace_identity(**kw: Any) -> TokenIdentity:
 
 
 def intake_with(review: Any, tracker: Tracker, **kw: Any) -> StatsIntake:
-    return StatsIntake(lambda: [tracker], threading.Lock(), ServoMetrics(), lambda m: None,
-                       review=review, **kw)  # fmt: skip
+    return StatsIntake(
+        lambda: [tracker], threading.Lock(), ServoMetrics(), lambda m: None, review=review, **kw
+    )
 
 
 def test_reviews_in_flight_are_bounded() -> None:

@@ -75,9 +75,21 @@ def test_native_monitor_is_the_first_init_container_with_restart_policy_always()
     }
     assert out["spec"]["volumes"][-2:] == [
         {"name": "servo-rsys", "hostPath": {"path": "/sys", "type": "Directory"}},
-        {"name": "servo-stats-token", "projected": {"sources": [{"serviceAccountToken": {
-            "audience": "servo-stats", "expirationSeconds": 3600, "path": "token"}}]}},
-    ]  # fmt: skip
+        {
+            "name": "servo-stats-token",
+            "projected": {
+                "sources": [
+                    {
+                        "serviceAccountToken": {
+                            "audience": "servo-stats",
+                            "expirationSeconds": 3600,
+                            "path": "token",
+                        }
+                    }
+                ]
+            },
+        },
+    ]
     # The token is the monitor's alone: no other container mounts it.
     assert out["spec"]["containers"] == pod["spec"]["containers"]
 

@@ -50,30 +50,50 @@ def test_every_problem_is_listed() -> None:
 
 
 def test_config_values_are_read() -> None:
-    cfg = load_webhook_config({
-        "OPTUNE_WEBHOOK_PORT": "9443", "OPTUNE_K8S_VERSION": "v1.28.3",
-        "OPTUNE_SIDECAR_STYLE": "Plain", "OPTUNE_WEBHOOK_EXCHANGE": "false",
-        "OPTUNE_WEBHOOK_CERT": "/c", "OPTUNE_WEBHOOK_KEY": "/k",
-    })  # fmt: skip
+    cfg = load_webhook_config(
+        {
+            "OPTUNE_WEBHOOK_PORT": "9443",
+            "OPTUNE_K8S_VERSION": "v1.28.3",
+            "OPTUNE_SIDECAR_STYLE": "Plain",
+            "OPTUNE_WEBHOOK_EXCHANGE": "false",
+            "OPTUNE_WEBHOOK_CERT": "/c",
+            "OPTUNE_WEBHOOK_KEY": "/k",
+        }
+    )
 
     assert (cfg.port, cfg.k8s_version, cfg.sidecar_style, cfg.exchange) == (
-        9443, (1, 28), "plain", False)  # fmt: skip
+        9443,
+        (1, 28),
+        "plain",
+        False,
+    )
     assert (cfg.cert_file, cfg.key_file) == ("/c", "/k")
 
 
 def _review(**request: Any) -> bytes:
-    base = {"uid": "u-1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "operation": "CREATE", "namespace": "ns", "object": {"spec": {}}}  # fmt: skip
+    base = {
+        "uid": "u-1",
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "operation": "CREATE",
+        "namespace": "ns",
+        "object": {"spec": {}},
+    }
     base.update(request)
-    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                       "request": base}).encode()  # fmt: skip
+    return json.dumps(
+        {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": base}
+    ).encode()
 
 
 def test_parse_review() -> None:
     r = parse_review(_review(dryRun=True))
 
-    assert (r.uid, r.operation, r.namespace, r.kind, r.dry_run) == ("u-1", "CREATE", "ns", "Pod",
-                                                                     True)  # fmt: skip
+    assert (r.uid, r.operation, r.namespace, r.kind, r.dry_run) == (
+        "u-1",
+        "CREATE",
+        "ns",
+        "Pod",
+        True,
+    )
     assert r.pod == {"spec": {}}
 
 
@@ -103,8 +123,11 @@ def test_response_carries_a_base64_json_patch_only_when_there_are_ops() -> None:
     assert with_patch["response"]["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(with_patch["response"]["patch"])) == ops
     assert decode_patch(with_patch) == ops
-    assert without == {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                       "response": {"uid": "u", "allowed": True}}  # fmt: skip
+    assert without == {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {"uid": "u", "allowed": True},
+    }
 
 
 # -- caBundle -----------------------------------------------------------------------------
@@ -120,8 +143,11 @@ def _config(*hooks: tuple[str, str, str, str | None]) -> dict[str, Any]:
         if bundle is not None:
             client["caBundle"] = bundle
         webhooks.append({"name": name, "clientConfig": client})
-    return {"apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration", "webhooks": webhooks}  # fmt: skip
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "webhooks": webhooks,
+    }
 
 
 def test_ca_bundle_patch_sets_only_our_webhooks() -> None:
@@ -157,9 +183,13 @@ def test_service_dns_names() -> None:
 
 
 def test_ids_of_an_undecodable_review_are_read_from_its_bytes() -> None:
-    raw = (b'{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1","request":'
-           b'{"uid":"0f1e-22","kind":{"kind":"Pod"},"object":' + b"[" * 5000 + b"]" * 5000
-           + b',"userInfo":{"uid":"not-this-one"}}}')  # fmt: skip
+    raw = (
+        b'{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1beta1","request":'
+        b'{"uid":"0f1e-22","kind":{"kind":"Pod"},"object":'
+        + b"[" * 5000
+        + b"]" * 5000
+        + b',"userInfo":{"uid":"not-this-one"}}}'
+    )
     assert scan_review_ids(raw) == ("0f1e-22", "admission.k8s.io/v1beta1")
     assert scan_review_ids(b"[" * 5000) == ("", "admission.k8s.io/v1")
     with pytest.raises(BadReviewError) as e:

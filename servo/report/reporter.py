@@ -61,7 +61,7 @@ class RetryAfterWait(wait_base):
 
 @dataclass(slots=True)
 class ReportCounts:
-    """Running totals, for logs, tests and (issue #7) metrics."""
+    """Running totals, for logs, tests and metrics."""
 
     sent: int = 0
     failed: int = 0  # refused by the backend (a 4xx other than 408/429): never retried

@@ -43,7 +43,7 @@ class WatchEvent(msgspec.Struct, frozen=True, gc=False):
 
 @dataclass(slots=True)
 class WatchStats:
-    """Counters for logs and tests (and, with issue #7, metrics)."""
+    """Counters for logs, tests and metrics."""
 
     lists: int = 0
     watches: int = 0

@@ -13,13 +13,13 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from servo.core.figure_bounds import MAX_BYTES
+
 # Seconds of one run: a year is far beyond any batch job and far below float trouble.
 MAX_SECONDS = 366 * 86400.0
 # CPU seconds of one run: that year on 1,024 cores (a parallel job's CPU time is many times
 # its duration; the servo bounds it by the pod's own cores x wall time before sending).
 MAX_CPU_SECONDS = 1024 * MAX_SECONDS
-# Bytes: what a signed 64-bit counter (the kernel's, Kubernetes') can hold.
-MAX_BYTES = 2**63 - 1  # an int: compared exactly, with ints and floats alike
 # Any other unit (a rate such as "1/s", a count): finite and at most this far from zero.
 MAX_OTHER = 1e15
 SECOND_UNITS = frozenset({"s"})

@@ -6,7 +6,6 @@ the command and reading cgroups is `servo.local.measure`'s and `servo.local.cgro
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import signal
@@ -14,13 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from servo.core.figure_bounds import figure_fault
+
 MeasuredBy = Literal["cgroup-v1", "cgroup-v2", "rusage"]
 # Longest `command` annotation: enough to recognise a run, short enough for a backend column.
 COMMAND_MAX_CHARS = 200
 # Shells report a child killed by signal N as 128 + N.
 SIGNAL_EXIT_BASE = 128
 MIB = 1 << 20
-BYTES_LIMIT = 1 << 63
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +88,11 @@ def bounded_figures(figures: RunFigures) -> RunFigures:
 
 
 def _out_of_bounds(value: float | None) -> str:
-    if value is None:
+    if value is None or not figure_fault(value):
         return ""
-    if isinstance(value, int) and not 0 <= value < BYTES_LIMIT:
+    if isinstance(value, int):
         return "dropped: negative or not below 2^63"
-    if not math.isfinite(value) or value < 0:
-        return "dropped: not a finite number >= 0"
-    return ""
+    return "dropped: not a finite number >= 0"
 
 
 def build_param(figures: RunFigures, *, cmd: Sequence[str], host: str) -> dict[str, Any]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from msgspec.structs import replace
 
+from servo.core.figure_bounds import NOT_FINITE, OUT_OF_RANGE, figure_fault
 from servo.core.models import Measurement, Metric, PodFacts
 
 WIRE_VERSIONS = (1, 2)
@@ -50,8 +50,6 @@ V1_AS_POD = {
 # The byte figures wire v1 has (the pod_* and monitor_max_memory names are v2's).
 V1_BYTES = ("max_memory", "monitor_rss", "monitor_max_rss")
 V1_REASON = "monitor wire v1 reports pod totals only (monitor and sandbox included)"
-# Bytes a kernel counter can hold (int64); anything at or above is not a reading.
-BYTES_LIMIT = 1 << 63
 # The monitor's CPU count is believed up to this many; more is a broken report.
 MAX_CPUS = 1024
 # API timestamps have one-second resolution: both ends of the pod's run may be a second off.
@@ -117,14 +115,15 @@ class _Reader:
             raise StatsError(
                 f"{self.prefix}{key}: expected seconds as a number, got {type(value).__name__}"
             )
-        if isinstance(value, int) and abs(value) >= BYTES_LIMIT:
-            why = "dropped: out of range"
-        elif not math.isfinite(value):
-            why = "dropped: not a finite number"
-        elif value < 0:
-            why = f"dropped: negative ({value:g} s)"
-        else:
+        fault = figure_fault(value)
+        if not fault:
             return float(value)
+        if fault == OUT_OF_RANGE:
+            why = "dropped: out of range"
+        elif fault == NOT_FINITE:
+            why = "dropped: not a finite number"
+        else:
+            why = f"dropped: negative ({value:g} s)"
         self.dropped[self.prefix + key] = why
         return None
 
@@ -135,7 +134,7 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             got = repr(value)[:60]
             raise StatsError(f"{self.prefix}{key}: expected {unit} as an integer, got {got}")
-        if 0 <= value < BYTES_LIMIT:
+        if not figure_fault(value):
             return value
         self.dropped[self.prefix + key] = (
             "dropped: negative" if value < 0 else ("dropped: not below 2^63")

@@ -35,7 +35,8 @@ sys.path.insert(0, str(REPO))
 
 from servo.core.appid import parse_app_id_query  # noqa: E402
 from servo.core.models import Event  # noqa: E402
-from servo.core.pods import facts_from_pod, measurement_from_facts  # noqa: E402
+from servo.core.pod_measurement import measurement_from_facts  # noqa: E402
+from servo.core.pods import facts_from_pod  # noqa: E402
 from servo.report.outbox import Outbox  # noqa: E402
 from servo.report.reporter import Reporter  # noqa: E402
 from servo.run.app import measurement_event  # noqa: E402

@@ -11,6 +11,8 @@ import msgspec
 
 # The app id of the servo's own events (HELLO, GOODBYE, a check's HELLO), not of any job.
 GLOBAL_APP_ID = "_global_"
+# The container name under which the webhook injects the monitor (OPTUNE_MONITOR_CONTAINER).
+DEFAULT_MONITOR_NAME = "servo-monitor"
 
 
 class ContainerState(StrEnum):

@@ -23,7 +23,7 @@ from msgspec.structs import replace
 from servo.core.models import Measurement, PodFacts
 from servo.core.monitor_stats import MonitorStats, StatsError, parse_termination_message, with_stats
 from servo.core.monitor_stats import without_stats as _without_stats
-from servo.core.pods import (
+from servo.core.pod_measurement import (
     VANISHED_MESSAGE,
     failure,
     is_finished,

@@ -19,6 +19,7 @@ from servo.core import settings as S
 from servo.core.appid import AppIdQuery, parse_app_id_query
 from servo.core.envread import EnvReader, is_dns_label, is_http_url, is_ip_address
 from servo.core.errors import ConfigError
+from servo.core.models import DEFAULT_MONITOR_NAME
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
 # The bundled collector as example/collector.yaml deploys it (the original's hosted default no
@@ -30,7 +31,6 @@ ALL_NAMESPACES = "*"
 DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
 DEFAULT_APP_ID = "spec/containers/0/env/[JOBID]"
 LOG_FORMATS = ("json", "text")
-DEFAULT_MONITOR_CONTAINER = "servo-monitor"
 DEFAULT_LEADER_NAMESPACE = "servo"
 DEFAULT_LEADER_LEASE = "servo-leader"
 # The receiver and the metrics port are reached at the pod IP, by monitors and Prometheus.
@@ -93,7 +93,7 @@ class StatsConfig:
     """How the servo gets CPU and memory figures from the monitor sidecar."""
 
     # Container name that marks a pod's monitor (the name the webhook injects it under).
-    monitor_container: str = DEFAULT_MONITOR_CONTAINER
+    monitor_container: str = DEFAULT_MONITOR_NAME
     # After the job container ends, how long to wait for the monitor's stats before measuring
     # without them: the monitor needs a moment to get its cue, read the cgroup and deliver.
     wait_s: float = S.STATS_WAIT.default
@@ -292,7 +292,7 @@ def default_outbox_dir(environ: Mapping[str, str]) -> str:
 
 def _stats_config(env: EnvReader) -> StatsConfig:
     return StatsConfig(
-        monitor_container=env.dns_label("OPTUNE_MONITOR_CONTAINER", DEFAULT_MONITOR_CONTAINER),
+        monitor_container=env.dns_label("OPTUNE_MONITOR_CONTAINER", DEFAULT_MONITOR_NAME),
         wait_s=env.setting(S.STATS_WAIT),
         port=env.setting(S.STATS_PORT),
         bind=env.ip_address("OPTUNE_STATS_BIND", ALL_INTERFACES),

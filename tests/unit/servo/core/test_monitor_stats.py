@@ -24,7 +24,8 @@ from servo.core.monitor_stats import (
     stats_metrics,
     with_stats,
 )
-from servo.core.pods import facts_from_pod, measurement_from_facts
+from servo.core.pod_measurement import measurement_from_facts
+from servo.core.pods import facts_from_pod
 from servo.core.tracker import StatsVerdict, Tracker
 from tests.support.helpers import job_pod, set_running, set_terminated
 

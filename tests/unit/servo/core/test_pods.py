@@ -8,14 +8,14 @@ from msgspec.structs import replace
 
 from servo.core.appid import parse_app_id_query
 from servo.core.models import ContainerState, PodFacts
-from servo.core.pods import (
+from servo.core.pod_measurement import (
     NEVER_RAN_MESSAGE,
-    facts_from_pod,
     is_finished,
     measurement_from_facts,
     measurement_on_delete,
     never_started,
 )
+from servo.core.pods import facts_from_pod
 from tests.support.helpers import fixture_pod, job_pod, set_running, set_terminated
 
 QUERY = parse_app_id_query("spec/containers/0/env/[JOBID]")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from msgspec.structs import replace
 
 from servo.core.models import ContainerState, PodFacts
-from servo.core.pods import NEVER_RAN_MESSAGE, VANISHED_MESSAGE
+from servo.core.pod_measurement import NEVER_RAN_MESSAGE, VANISHED_MESSAGE
 from servo.core.tracker import Tracker
 
 PENDING = PodFacts(uid="u1", namespace="ns", name="p1", app_id="A", restart_policy="Never")

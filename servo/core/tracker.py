@@ -21,8 +21,7 @@ from enum import StrEnum
 from msgspec.structs import replace
 
 from servo.core.models import Measurement, PodFacts
-from servo.core.monitor_stats import MonitorStats, StatsError, parse_termination_message, with_stats
-from servo.core.monitor_stats import without_stats as _without_stats
+from servo.core.monitor_stats import MonitorStats, StatsError, parse_termination_message
 from servo.core.pod_measurement import (
     VANISHED_MESSAGE,
     failure,
@@ -32,6 +31,8 @@ from servo.core.pod_measurement import (
     measurement_on_delete,
     never_started,
 )
+from servo.core.stats_measurement import with_stats
+from servo.core.stats_measurement import without_stats as _without_stats
 
 DEFAULT_STATS_WAIT_S = 30.0
 # Early POSTs kept per pod; a real monitor sends one (three tries of the same body).

@@ -16,16 +16,13 @@ from servo.core.monitor_stats import (
     MAX_CPUS,
     V1_REASON,
     StatsError,
-    bounded,
     parse_post_body,
     parse_stats,
     parse_termination_message,
-    stats_annotations,
-    stats_metrics,
-    with_stats,
 )
 from servo.core.pod_measurement import measurement_from_facts
 from servo.core.pods import facts_from_pod
+from servo.core.stats_measurement import bounded, stats_annotations, stats_metrics, with_stats
 from servo.core.tracker import StatsVerdict, Tracker
 from tests.support.helpers import job_pod, set_running, set_terminated
 

@@ -16,7 +16,7 @@ import msgspec
 
 from servo.core.appid import AppIdQuery, AppIdResult, resolve_app_id
 from servo.core.models import DEFAULT_MONITOR_NAME, ContainerState, PodFacts
-from servo.core.podwire import (
+from servo.core.podstructs import (
     Container,
     ContainerStatus,
     Meta,

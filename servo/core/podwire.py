@@ -1,116 +1,23 @@
-"""Decoding watch lines and pod lists with msgspec into typed Structs of the fields the servo reads.
+"""PURE: watch lines and pod lists -> the typed Structs of `podstructs` (msgspec, at C speed).
 
-A Job pod is about 13.5 KB of JSON, most of it managedFields, volumes and conditions that the
-servo never looks at. Decoding into Structs that name only the needed fields skips the rest at C
-speed, parses timestamps in C, and keeps what an event costs small; pods.py reads the Structs
-directly (no conversion back to dicts: that alone cost a quarter of the decode).
-
-When the app-id path reaches outside these fields (say `spec/affinity/...`), every pod is also
-decoded whole into `doc` (plain JSON) and the path is followed there. A pod the typed decode
-refuses (a field of an unexpected type: hand-made objects, never the API server) keeps its
-whole `doc` too, and its Struct is salvaged field by field (`to_pod`), so one odd field costs
-that field, never the event.
+A Job pod is about 13.5 KB of JSON the servo mostly never reads; pods.py reads the Structs
+directly. When the app-id path reaches outside them (`spec/affinity/...`), every pod is also
+decoded whole into `doc` and the path is followed there; a pod the typed decode refuses keeps
+its whole `doc` too and its Struct is salvaged, so one odd field never costs the event.
 """
 
 from __future__ import annotations
 
 import logging
-import types
-import typing
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from servo.core.appid import AppIdQuery
 from servo.core.deepjson import scan_pod_key, split_list_items
+from servo.core.podstructs import Pod, WatchLine, WireStruct, salvage
 
 logger = logging.getLogger(__name__)
-
-
-class _Base(msgspec.Struct, rename="camel", omit_defaults=True, gc=False):
-    # gc=False: decoded JSON holds no reference cycles, so the collector need not track these.
-    pass
-
-
-class Container(_Base):
-    name: str | None = None
-    image: str | None = None
-    command: list[str] | None = None
-    args: list[str] | None = None
-    env: list[dict[str, Any]] | None = None
-    resources: dict[str, Any] | None = None
-    restart_policy: str | None = None
-
-
-class Spec(_Base):
-    containers: list[Container] | None = None
-    init_containers: list[Container] | None = None
-    node_name: str | None = None
-    restart_policy: str | None = None
-    service_account_name: str | None = None
-
-
-class Meta(_Base):
-    name: str | None = None
-    generate_name: str | None = None
-    namespace: str | None = None
-    uid: str | None = None
-    resource_version: str | None = None
-    creation_timestamp: datetime | None = None
-    deletion_timestamp: datetime | None = None
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-    finalizers: list[str] | None = None
-
-
-class Terminated(_Base):
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
-class State(_Base):
-    """A container's state: exactly one of the three is set by the kubelet."""
-
-    waiting: dict[str, Any] | None = None
-    running: dict[str, Any] | None = None
-    terminated: Terminated | None = None
-
-
-class ContainerStatus(_Base):
-    name: str | None = None
-    container_id: str | None = msgspec.field(default=None, name="containerID")
-    state: State | None = None
-    last_state: State | None = None
-    restart_count: int | None = None
-
-
-class Status(_Base):
-    phase: str | None = None
-    reason: str | None = None
-    pod_ip: str | None = msgspec.field(default=None, name="podIP")
-    container_statuses: list[ContainerStatus] | None = None
-    init_container_statuses: list[ContainerStatus] | None = None
-
-
-class Pod(_Base):
-    metadata: Meta | None = None
-    spec: Spec | None = None
-    status: Status | None = None
-
-
-class WatchLine(msgspec.Struct, gc=False):
-    """One watch line: a pod event or BOOKMARK with `pod`. `doc` is the object as plain JSON
-    when the app-id path needs the whole pod, when the typed decode refused it, and for an
-    ERROR (its Status)."""
-
-    type: str = ""
-    pod: Pod | None = msgspec.field(default=None, name="object")
-    doc: Any = None  # never on the wire: filled in by the slower paths below
 
 
 class _Event(msgspec.Struct):
@@ -118,17 +25,17 @@ class _Event(msgspec.Struct):
     object: msgspec.Raw = msgspec.Raw(b"null")
 
 
-class _ListMeta(_Base):
+class _ListMeta(WireStruct):
     resource_version: str | None = None
     continue_: str | None = msgspec.field(default=None, name="continue")
 
 
-class _PodList(_Base):
+class _PodList(WireStruct):
     metadata: _ListMeta | None = None
     items: list[msgspec.Raw] | None = None
 
 
-class _TypedPodList(_Base):
+class _TypedPodList(WireStruct):
     metadata: _ListMeta | None = None
     items: list[Pod] | None = None
 
@@ -264,70 +171,8 @@ def _decode_pod(raw: msgspec.Raw, *, whole: bool) -> tuple[Pod | None, Any]:
         # (refusing the event would replay it forever from the same resourceVersion).
         # msgspec.convert of the same JSON would refuse it again: salvage straight away.
         doc = _any.decode(raw)
-        return (_salvage(doc, Pod) if isinstance(doc, dict) else None), doc
+        return (salvage(doc, Pod) if isinstance(doc, dict) else None), doc
     return pod, (_any.decode(raw) if whole else None)
-
-
-def decode_pod(raw: bytes) -> Pod:
-    """One pod's JSON -> its Struct (salvaged field by field if need be)."""
-    try:
-        pod, _ = _decode_pod(msgspec.Raw(raw), whole=False)
-    except RecursionError as e:
-        raise DecodeError(f"pod nested too deeply to decode ({scan_pod_key(raw)})") from e
-    if pod is None:
-        raise DecodeError(f"not a pod object: {raw[:80]!r}")
-    return pod
-
-
-# --- plain JSON (hand-made pods, odd fields) -> Struct -----------------------------------------
-
-S = TypeVar("S", bound=msgspec.Struct)
-
-
-def to_pod(doc: Mapping[str, Any]) -> Pod:
-    """A pod as plain JSON -> Pod; fields of an unexpected type are left at their default."""
-    try:
-        return msgspec.convert(doc, Pod)
-    except msgspec.ValidationError:
-        return _salvage(doc, Pod)
-
-
-def _salvage(doc: Mapping[str, Any], cls: type[S]) -> S:
-    kwargs: dict[str, Any] = {}
-    for f in msgspec.structs.fields(cls):
-        if f.encode_name not in doc:
-            continue
-        value = doc[f.encode_name]
-        try:
-            kwargs[f.name] = msgspec.convert(value, f.type)
-            continue
-        except msgspec.ValidationError:
-            pass
-        struct, listed = _struct_of(f.type)
-        if struct is None:
-            continue  # a scalar or map of the wrong type: its default
-        if not listed and isinstance(value, Mapping):
-            kwargs[f.name] = _salvage(value, struct)
-        elif listed and isinstance(value, list):
-            kwargs[f.name] = [_salvage(v, struct) for v in value if isinstance(v, Mapping)]
-    return cls(**kwargs)
-
-
-def _struct_of(annotation: Any) -> tuple[type[msgspec.Struct] | None, bool]:
-    """`X | None` or `list[X] | None` with X a Struct -> (X, is it a list)."""
-    args = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    for arg in args:
-        if isinstance(arg, type) and issubclass(arg, msgspec.Struct):
-            return arg, False
-        inner = typing.get_args(arg)
-        if (
-            typing.get_origin(arg) is list
-            and inner
-            and isinstance(inner[0], type)
-            and issubclass(inner[0], msgspec.Struct)
-        ):
-            return inner[0], True
-    return None, False
 
 
 def pod_key(pod: Pod | None) -> str:

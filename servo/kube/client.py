@@ -20,7 +20,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from servo.core.errors import KubeError, WatchExpiredError
-from servo.core.podwire import DecodeError, TooDeepError, WatchLine, decode_event, decode_pod_list
+from servo.core.podstructs import WatchLine
+from servo.core.podwire import DecodeError, TooDeepError, decode_event, decode_pod_list
 from servo.kube.chunked import MAX_LINE_BYTES, ChunkedError, ChunkedLines
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from servo.core.errors import KubeError, WatchExpiredError
-from servo.core.podwire import Pod, WatchLine
+from servo.core.podstructs import Pod, WatchLine
 from servo.core.retrying import backoff_s, is_retryable
 from servo.kube.client import KubeClient, kube_error_from_status
 from servo.system.config import WatchConfig

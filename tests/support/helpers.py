@@ -8,7 +8,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from servo.core.podstructs import Pod
+from servo.core.podwire import decode_event
+
 DATA = Path(__file__).parent / "data"
+
+
+def decode_pod(raw: bytes) -> Pod:
+    """One pod's JSON -> its Struct, the way a watch line carrying it is decoded."""
+    pod = decode_event(b'{"type": "ADDED", "object": ' + raw + b"}").pod
+    assert pod is not None, raw[:80]
+    return pod
+
+
 _FIXTURE: dict[str, Any] = json.loads((DATA / "job-pod-no-managedfields.json").read_text())
 
 

@@ -8,17 +8,16 @@ import pytest
 
 from servo.core.appid import parse_app_id_query
 from servo.core.pods import facts_from_pod
-from servo.core.podwire import (
-    DecodeError,
-    Pod,
-    decode_event,
+from servo.core.podstructs import Pod, to_pod
+from servo.core.podwire import DecodeError, decode_event, decode_pod_list, pod_key, typed_covers
+from tests.support.helpers import (
+    DATA,
     decode_pod,
-    decode_pod_list,
-    pod_key,
-    to_pod,
-    typed_covers,
+    fixture_pod,
+    job_pod,
+    set_running,
+    set_terminated,
 )
-from tests.support.helpers import DATA, fixture_pod, job_pod, set_running, set_terminated
 
 FULL = (DATA / "job-pod.json").read_bytes()  # with managedFields, as the API sends it
 QUERY = parse_app_id_query("spec/containers/0/env/[JOBID]")

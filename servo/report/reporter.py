@@ -1,13 +1,9 @@
-"""Sends protocol events to the backend: a `requests` Session, a tenacity policy, worker threads.
+"""Hands protocol events to the backend: a bounded queue, worker threads, the outbox's pump.
 
-Events are queued (bounded) and sent by workers, so a slow backend never stalls the watch.
-Retried: connection errors, timeouts, 408, 429, 5xx (Retry-After honoured), until the deadline.
-Other 4xx are logged at ERROR with a body excerpt and dropped.
-
-With an outbox (outbox.py) every submitted event is on disk first: a send that runs out of
-retries goes back to the outbox for later, a pump thread feeds the workers from it (after a
-restart, too), and only a 2xx, a refusal or the maximum age removes an event. Without one
-(tests, `servo measure`) an event still queued when the process ends is logged as lost.
+Workers send (`sender.py`: the POST and its retries), so a slow backend never stalls the watch;
+a refusal (a 4xx other than 408/429) is logged at ERROR and dropped. With an outbox every event
+is on disk first and only a 2xx, a refusal or the maximum age removes it; without one (tests,
+`servo measure`) an event still queued when the process ends is logged as lost.
 """
 
 from __future__ import annotations
@@ -17,62 +13,23 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    stop_when_event_set,
-    wait_exponential_jitter,
-)
 from tenacity.wait import wait_base
 
-from servo import __version__
 from servo.core.errors import ReportError
 from servo.core.models import Event
-from servo.core.retrying import is_retryable, parse_retry_after, retry_after
+from servo.core.retrying import is_retryable
+from servo.report.counts import ReportCounts
 from servo.report.outbox import Outbox
+from servo.report.sender import Sender
 from servo.system.config import ReportConfig
 
 logger = logging.getLogger(__name__)
 
-BODY_EXCERPT_CHARS = 200
-USER_AGENT = f"k8s-job-servo/{__version__}"
-
-
-class RetryAfterWait(wait_base):
-    """Wait what the server asked for (Retry-After), else back off; never longer than `cap_s`."""
-
-    def __init__(self, fallback: wait_base, cap_s: float) -> None:
-        self.fallback = fallback
-        self.cap_s = cap_s
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        asked = retry_after(outcome.exception() if outcome is not None else None)
-        wait_s = asked if asked is not None else self.fallback(retry_state)
-        return min(wait_s, self.cap_s)
-
-
-@dataclass(slots=True)
-class ReportCounts:
-    """Running totals, for logs, tests and metrics."""
-
-    sent: int = 0
-    failed: int = 0  # refused by the backend (a 4xx other than 408/429): never retried
-    lost: int = 0  # no outbox, and still queued at shutdown
-    expired: int = 0  # outbox: older than the maximum age, given up
-    postponed: int = 0  # outbox: retries ran out for now; tried again later
-
 
 PUMP_INTERVAL_S = 0.5
-# URLs (one per app id) whose prepared request and send settings are kept; past this, start over.
-PREPARED_URLS = 1024
 
 
 class Reporter:
@@ -97,110 +54,20 @@ class Reporter:
         self._queued: set[str] = set()
         self._wake = threading.Event()
         self._prune_at = 0.0
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self._auth_header = {"Authorization": f"Bearer {cfg.auth_token}"} if cfg.auth_token else {}
-        self._prepared: dict[str, requests.PreparedRequest] = {}
-        self._settings: dict[str, dict[str, Any]] = {}
         self.counts = ReportCounts()
         self._lock = threading.Lock()
         self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=cfg.queue_size)
         self._abort = threading.Event()
         self._workers: list[threading.Thread] = []
-        self._wait = wait or RetryAfterWait(
-            wait_exponential_jitter(max=cfg.max_backoff_s), cfg.max_backoff_s
-        )
-
-    # -- one send, with retries -------------------------------------------------------------
-    def _policy(self, deadline_s: float) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(is_retryable),
-            wait=self._wait,
-            stop=stop_after_delay(deadline_s) | stop_when_event_set(self._abort),
-            # An abort (shutdown) cuts a backoff sleep short instead of waiting it out.
-            sleep=self._sleep,
-            reraise=True,
-            before_sleep=self._log_retry,
-        )
-
-    def _sleep(self, seconds: float) -> None:
-        self._abort.wait(seconds)
+        self._sender = Sender(cfg, abort=self._abort, session=session, wait=wait)
+        self.session = self._sender.session
 
     def send(self, event: Event, *, deadline_s: float | None = None) -> Any:
         """POST one event with retries; return the backend's JSON reply (None if not JSON).
 
         Raises ReportError when the backend refused it or the deadline passed.
         """
-        policy = self._policy(self.cfg.deadline_s if deadline_s is None else deadline_s)
-        return policy(self._post, event)
-
-    def _post(self, event: Event) -> Any:
-        url = self.cfg.url_for(event.app_id)
-        try:
-            request, settings = self._prepare(url, event)
-            resp = self.session.send(request, timeout=self.cfg.timeout_s, **settings)
-        except (requests.ConnectionError, requests.Timeout) as e:
-            raise ReportError(f"{type(e).__name__}: {e}", transient=True) from e
-        except requests.RequestException as e:
-            raise ReportError(f"{type(e).__name__}: {e}") from e
-        if not 200 <= resp.status_code < 300:
-            raise ReportError(
-                f"HTTP {resp.status_code}",
-                status=resp.status_code,
-                retry_after_s=parse_retry_after(
-                    resp.headers.get("Retry-After"), now=datetime.now(UTC)
-                ),
-                body_excerpt=resp.text[:BODY_EXCERPT_CHARS],
-            )
-        try:
-            return resp.json()
-        except ValueError:
-            return None
-
-    def _prepare(self, url: str, event: Event) -> tuple[requests.PreparedRequest, dict[str, Any]]:
-        """What `session.post(url, json=event.body(), headers=...)` would send, and how.
-
-        `Session.request` walks os.environ twice (proxies, CA bundle), looks for ~/.netrc and
-        merges the session's settings on every call: 40% of a POST's CPU, and the same for every
-        POST to a URL. So each URL's request is prepared once and copied with its own body and
-        key; while the session holds cookies (an affinity cookie), afresh, as requests does.
-        """
-        if len(self._prepared) >= PREPARED_URLS or len(self._settings) >= PREPARED_URLS:
-            self._prepared.clear()
-            self._settings.clear()
-        settings = self._settings.get(url)
-        if settings is None:
-            settings = dict(self.session.merge_environment_settings(url, {}, None, None, None))
-            self._settings[url] = settings
-        if self.session.cookies:
-            request = self._request(url)
-        else:
-            base = self._prepared.get(url) or self._prepared.setdefault(url, self._request(url))
-            request = base.copy()
-        request.prepare_body(data=None, files=None, json=event.body())
-        request.headers["Idempotency-Key"] = event.id
-        return request, settings
-
-    def _request(self, url: str) -> requests.PreparedRequest:
-        return self.session.prepare_request(
-            requests.Request("POST", url, headers=self._auth_header)
-        )
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        event: Event = state.args[0]
-        logger.warning(
-            "report failed, will retry",
-            extra={
-                "event": event.event,
-                "event_id": event.id,
-                "app_id": event.app_id,
-                "attempt": state.attempt_number,
-                "status": getattr(exc, "status", None),
-                "error": str(exc),
-                "wait_s": round(state.upcoming_sleep, 3),
-            },
-        )
+        return self._sender.send(event, deadline_s=deadline_s)
 
     # -- the queue and its workers ----------------------------------------------------------
     def start(self) -> None:
@@ -264,7 +131,7 @@ class Reporter:
                 if old.event.id in self._queued:
                     continue
                 self.outbox.drop(old.event.id)
-                self._count(expired=1)
+                self.counts.add("expired")
                 logger.error(
                     "report given up: older than the outbox's maximum age",
                     extra={
@@ -326,7 +193,7 @@ class Reporter:
         if self._abort.is_set():
             if self.outbox is not None:
                 return  # stays in the outbox for the next start
-            self._count(lost=1)
+            self.counts.add("lost")
             logger.error(
                 "report lost at shutdown", extra={"event": event.event, "event_id": event.id}
             )
@@ -335,44 +202,14 @@ class Reporter:
         try:
             self.send(event)
         except ReportError as e:
-            if self.outbox is not None and is_retryable(e):
-                # Out of retries for now (or shutting down): keep it, try again later.
-                self.outbox.postpone(event.id, self._clock() + self.cfg.max_backoff_s, str(e))
-                self._count(postponed=1)
-                log = logger.info if self._abort.is_set() else logger.warning
-                log(
-                    "report postponed; it stays in the outbox",
-                    extra={
-                        "event": event.event,
-                        "event_id": event.id,
-                        "app_id": event.app_id,
-                        "status": e.status,
-                        "error": str(e),
-                    },
-                )
-                return
-            if self.outbox is not None:
-                self.outbox.drop(event.id)
-            self._count(failed=1)
-            logger.error(
-                "report gave up",
-                extra={
-                    "event": event.event,
-                    "event_id": event.id,
-                    "app_id": event.app_id,
-                    "status": e.status,
-                    "error": str(e),
-                    "body": e.body_excerpt,
-                    "elapsed_s": round(time.monotonic() - started, 3),
-                },
-            )
+            self._not_delivered(event, e, started)
         except Exception:
-            self._count(failed=1)
+            self.counts.add("failed")
             logger.exception("report crashed", extra={"event": event.event, "event_id": event.id})
         else:
             if self.outbox is not None:
                 self.outbox.delivered(event.id, self._clock())
-            self._count(sent=1)
+            self.counts.add("sent")
             self._after_delivery(event)
             logger.info(
                 "report sent",
@@ -384,22 +221,47 @@ class Reporter:
                 },
             )
 
+    def _not_delivered(self, event: Event, e: ReportError, started: float) -> None:
+        """A send that ended in ReportError: postponed in the outbox when it may yet succeed,
+        else dropped as refused."""
+        if self.outbox is not None and is_retryable(e):
+            # Out of retries for now (or shutting down): keep it, try again later.
+            self.outbox.postpone(event.id, self._clock() + self.cfg.max_backoff_s, str(e))
+            self.counts.add("postponed")
+            log = logger.info if self._abort.is_set() else logger.warning
+            log(
+                "report postponed; it stays in the outbox",
+                extra={
+                    "event": event.event,
+                    "event_id": event.id,
+                    "app_id": event.app_id,
+                    "status": e.status,
+                    "error": str(e),
+                },
+            )
+            return
+        if self.outbox is not None:
+            self.outbox.drop(event.id)
+        self.counts.add("failed")
+        logger.error(
+            "report gave up",
+            extra={
+                "event": event.event,
+                "event_id": event.id,
+                "app_id": event.app_id,
+                "status": e.status,
+                "error": str(e),
+                "body": e.body_excerpt,
+                "elapsed_s": round(time.monotonic() - started, 3),
+            },
+        )
+
     def _after_delivery(self, event: Event) -> None:
         if self.on_delivered is not None:
             try:
                 self.on_delivered(event)
             except Exception:  # noqa: BLE001 - the event is delivered whatever this does
                 logger.exception("after-delivery step failed", extra={"event_id": event.id})
-
-    def _count(
-        self, *, sent: int = 0, failed: int = 0, lost: int = 0, expired: int = 0, postponed: int = 0
-    ) -> None:
-        with self._lock:
-            self.counts.sent += sent
-            self.counts.failed += failed
-            self.counts.lost += lost
-            self.counts.expired += expired
-            self.counts.postponed += postponed
 
     def close(self, *, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         """Let the workers empty the queue (and the outbox) for up to `grace_s`, then abort:

@@ -13,7 +13,8 @@ import pytest
 
 from servo.core.errors import ConfigError, KubeError
 from servo.kube import credentials
-from servo.kube.credentials import TokenCommand, TokenFile, jwt_times, load_credentials
+from servo.kube.credentials import load_credentials
+from servo.kube.tokens import TokenCommand, TokenFile, jwt_times
 from tests.support.kubectl import FakeKubectl, make_jwt
 
 SERVER = "https://10.0.0.1:6443"

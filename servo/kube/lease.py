@@ -25,7 +25,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from servo.core.settings import LEADER_LEASE, LEADER_RETRY
+from servo.system.config import LeaderSettings
 
 logger = logging.getLogger(__name__)
 
@@ -70,24 +70,13 @@ def micro_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True, slots=True)
-class LeaderConfig:
-    namespace: str
-    name: str
-    identity: str
-    # Seconds without a renewal after which the lease is free: the takeover time.
-    lease_s: float = LEADER_LEASE.default
-    # How often the holder renews and the others look.
-    retry_s: float = LEADER_RETRY.default
-
-
 class LeaderElector:
     """Runs in a thread: `run(stop)`; `leading` is set while this replica holds the lease."""
 
     def __init__(
         self,
         api: k8s.ApiClient,
-        cfg: LeaderConfig,
+        cfg: LeaderSettings,
         *,
         on_start: Callable[[], None] = lambda: None,
         on_stop: Callable[[], None] = lambda: None,

@@ -21,7 +21,7 @@ from servo.core.podwire import pod_key, typed_covers
 from servo.core.tracker import Tracker
 from servo.http.ops import OpsServer
 from servo.kube.client import KubeClient
-from servo.kube.lease import LeaderConfig, LeaderElector
+from servo.kube.lease import LeaderElector
 from servo.report.reporter import Reporter
 from servo.run.metrics import ServoMetrics
 from servo.run.pod_marks import PodMarks
@@ -255,16 +255,9 @@ class Servo:
     # --- leadership: of several replicas, one reports --------------------------------------
 
     def _start_election(self, stop: threading.Event) -> None:
-        leader = self.cfg.leader
         self.elector = LeaderElector(
             self.kube.api,
-            LeaderConfig(
-                leader.namespace,
-                leader.name,
-                leader.identity,
-                lease_s=leader.lease_s,
-                retry_s=leader.retry_s,
-            ),
+            self.cfg.leader,
             on_start=self._lead,
             on_stop=self._follow,
         )

@@ -47,7 +47,8 @@ from kubernetes import client as k8s  # noqa: E402
 
 from servo.core.tracker import Tracker  # noqa: E402
 from servo.kube.chunked import ChunkedLines  # noqa: E402
-from servo.kube.client import READ_SIZE, KubeClient  # noqa: E402
+from servo.kube.client import KubeClient  # noqa: E402
+from servo.kube.watch_stream import READ_SIZE  # noqa: E402
 from servo.report.reporter import Reporter  # noqa: E402
 from servo.run.app import Servo  # noqa: E402
 from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402

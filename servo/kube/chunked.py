@@ -5,7 +5,7 @@ buffered socket file, so a 13 KB watch event costs a size line, two or three rec
 CRLF read, about 18 us of a 2-core machine's time (more than decoding it). Reading the socket
 in blocks of up to 1 MiB and splitting the frames here costs about 4 us per event when
 the stream is busy, and nothing more when it is not (a read returns what has arrived).
-Pure: no I/O; client.py feeds it.
+Pure: no I/O; watch_stream.py feeds it.
 """
 
 from __future__ import annotations

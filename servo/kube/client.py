@@ -21,17 +21,14 @@ from kubernetes.client.exceptions import ApiException
 
 from servo.core.errors import KubeError, WatchExpiredError
 from servo.core.podstructs import WatchLine
-from servo.core.podwire import DecodeError, TooDeepError, decode_event, decode_pod_list
-from servo.kube.chunked import MAX_LINE_BYTES, ChunkedError, ChunkedLines
+from servo.core.podwire import DecodeError, decode_pod_list
+from servo.kube.watch_stream import watch_lines
 
 logger = logging.getLogger(__name__)
 
 # Where a pod finds its service account (the client's in-cluster loader reads the same files).
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 CONNECT_TIMEOUT_S = 10.0
-# How much of a watch stream one read may take: a busy stream's events in one system call
-# (a read returns what has arrived; on a quiet stream that is one event).
-READ_SIZE = 1024 * 1024
 
 
 def load_api_client(kubeconfig: str | None, environ: Mapping[str, str]) -> k8s.ApiClient:
@@ -194,14 +191,14 @@ class KubeClient:
         with self._lock:
             self._open.add(resp)
         try:
-            yield from _json_lines(resp, whole=self.whole_pods)
+            yield from watch_lines(resp, whole=self.whole_pods)
         except (urllib3.exceptions.HTTPError, OSError) as e:
             raise KubeError(0, "StreamBroken", str(e)) from e
         finally:
             with self._lock:
                 self._open.discard(resp)
             # Closed, not returned to the pool: the body may be unread, or read past
-            # http.client's back (_raw_chunked_body); a watch reconnects rarely anyway.
+            # http.client's back (watch_stream.py); a watch reconnects rarely anyway.
             resp.close()
             resp.release_conn()
 
@@ -277,64 +274,3 @@ class KubeClient:
                 resp.shutdown()
             except Exception:  # noqa: BLE001 - best effort at shutdown
                 logger.debug("stream shutdown failed", exc_info=True)
-
-
-def _json_lines(resp: Any, *, whole: bool) -> Iterator[WatchLine]:
-    """The decoded lines of a watch body, whose chunks may split lines anywhere."""
-    body = _raw_chunked_body(resp)
-    lines = _lines_of(body) if body is not None else _lines_via_urllib3(resp)
-    try:
-        for line in lines:
-            # isspace() stops at the first other byte: no copy of a 13 KB line, as strip()
-            if line and not line.isspace():
-                try:
-                    event = decode_event(line, whole=whole)
-                except TooDeepError as e:
-                    # One event the decoder cannot follow: the stream is fine, the next line
-                    # is another event. Ending the stream would replay this one forever.
-                    logger.error(
-                        "watch event skipped: nested too deeply to decode",
-                        extra={"pod": e.key, "bytes": len(line)},
-                    )
-                    continue
-                yield event
-    except (DecodeError, ChunkedError) as e:
-        raise KubeError(0, "BadStream", str(e)) from e
-
-
-def _raw_chunked_body(resp: Any) -> Any:
-    """The socket file under urllib3 and http.client when the body is plainly chunked (what
-    the API server sends a watch as), positioned at the body's start; else None (then
-    urllib3 reads it). Used through read1() only, and the response is closed after it."""
-    headers = resp.headers
-    if headers.get("Transfer-Encoding", "").lower() != "chunked" or headers.get(
-        "Content-Encoding", "identity"
-    ).lower() not in ("", "identity"):
-        return None
-    fp = getattr(getattr(resp, "_fp", None), "fp", None)
-    return fp if callable(getattr(fp, "read1", None)) else None
-
-
-def _lines_of(body: Any) -> Iterator[bytes]:
-    """Read the socket in big blocks (one recv returns what has arrived, up to READ_SIZE)
-    and split chunks and lines in chunked.py."""
-    parser = ChunkedLines()
-    while not parser.done:
-        data = body.read1(READ_SIZE)
-        if not data:
-            raise KubeError(0, "StreamBroken", "watch stream ended before its last chunk")
-        yield from parser.feed(data)
-    yield parser.tail
-
-
-def _lines_via_urllib3(resp: Any) -> Iterator[bytes]:
-    pending = b""
-    for chunk in resp.stream(amt=None, decode_content=True):
-        pending += chunk
-        if b"\n" not in chunk:
-            if len(pending) > MAX_LINE_BYTES:
-                raise ChunkedError(f"a watch line longer than {MAX_LINE_BYTES} bytes")
-            continue
-        *lines, pending = pending.split(b"\n")
-        yield from lines
-    yield pending

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from servo.check.result import CheckResult, Status, short_transport_error
 from servo.core.errors import ReportError
-from servo.system.config import ReportConfig
+from servo.system.config_sections import ReportConfig
 
 
 def backend_result(url: str, error: ReportError | None, *, has_token: bool) -> CheckResult:

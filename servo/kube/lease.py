@@ -25,7 +25,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from servo.system.config import LeaderSettings
+from servo.system.config_sections import LeaderSettings
 
 logger = logging.getLogger(__name__)
 

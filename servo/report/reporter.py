@@ -24,7 +24,7 @@ from servo.core.retrying import is_retryable
 from servo.report.counts import ReportCounts
 from servo.report.outbox import Outbox
 from servo.report.sender import Sender
-from servo.system.config import ReportConfig
+from servo.system.config_sections import ReportConfig
 
 logger = logging.getLogger(__name__)
 

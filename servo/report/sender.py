@@ -27,7 +27,7 @@ from servo import __version__
 from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.core.retrying import is_retryable, parse_retry_after, retry_after
-from servo.system.config import ReportConfig
+from servo.system.config_sections import ReportConfig
 
 logger = logging.getLogger(__name__)
 

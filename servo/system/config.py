@@ -13,131 +13,34 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 from servo.core import settings as S
 from servo.core.appid import AppIdQuery, parse_app_id_query
 from servo.core.envread import EnvReader, is_dns_label, is_http_url, is_ip_address
 from servo.core.errors import ConfigError
 from servo.core.models import DEFAULT_MONITOR_NAME
+from servo.system.config_sections import (
+    ALL_INTERFACES,
+    ALL_NAMESPACES,
+    DEFAULT_LEADER_LEASE,
+    DEFAULT_LEADER_NAMESPACE,
+    GuardConfig,
+    LeaderSettings,
+    MetricsConfig,
+    ReportConfig,
+    StatsConfig,
+    WatchConfig,
+)
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
 # The bundled collector as example/collector.yaml deploys it (the original's hosted default no
 # longer exists); its account is DEFAULT_ACCOUNT unless OPTUNE_ACCOUNT says otherwise.
 DEFAULT_URL = "http://servo-collector.servo.svc:8090/accounts/{acct}/applications/{app_id}/servo"
 DEFAULT_ACCOUNT = "default"
-ALL_NAMESPACES = "*"
 # The project's monitor image, injected by the webhook; a plain pause image is still allowed.
 DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
 DEFAULT_APP_ID = "spec/containers/0/env/[JOBID]"
 LOG_FORMATS = ("json", "text")
-DEFAULT_LEADER_NAMESPACE = "servo"
-DEFAULT_LEADER_LEASE = "servo-leader"
-# The receiver and the metrics port are reached at the pod IP, by monitors and Prometheus.
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104
-
-
-@dataclass(frozen=True, slots=True)
-class ReportConfig:
-    """Where and how measurements are sent."""
-
-    # Template with {acct} and {app_id}; default: the bundled collector in the cluster.
-    url_template: str
-    # Fills {acct}; required only when the template uses it.
-    account: str | None
-    # Bearer token; None means no Authorization header at all.
-    auth_token: str | None
-    # Per-request timeout; the original used 10 s.
-    timeout_s: float = S.SEND_TIMEOUT.default
-    # Give up on one send after this long (backend outage); the durable outbox keeps it.
-    deadline_s: float = S.SEND_DEADLINE.default
-    # Cap on one backoff wait, Retry-After included, so a hostile header cannot park a worker.
-    max_backoff_s: float = S.SEND_MAX_BACKOFF.default
-    # Concurrent senders; the original ran 4 worker threads.
-    workers: int = S.SEND_WORKERS.default
-    # Events waiting to be sent; when full the watch waits rather than drop a measurement.
-    queue_size: int = S.SEND_QUEUE.default
-    # Directory of the durable outbox (SQLite); survives restarts when it is a volume.
-    outbox_dir: str = ""
-    # An event still undelivered after this long is given up (ERROR line, counter): a week
-    # covers a long weekend's backend outage without keeping events forever.
-    outbox_max_age_s: float = S.OUTBOX_MAX_AGE.default
-
-    def url_for(self, app_id: str) -> str:
-        """The URL for one app id (quoted, so an id cannot change the path)."""
-        return self.url_template.format(acct=self.account or "", app_id=quote(app_id, safe=""))
-
-
-@dataclass(frozen=True, slots=True)
-class WatchConfig:
-    """Which pods are watched and how the watch keeps itself healthy."""
-
-    # Namespaces to watch; ("*",) means one cluster-wide watch.
-    namespaces: tuple[str, ...] = ("default",)
-    # timeoutSeconds asked of the API server per watch; a normal end just re-watches.
-    timeout_s: int = S.WATCH_TIMEOUT.default
-    # No byte for this long means a dead stream (kopf uses 70 s: a bit over a bookmark period).
-    idle_timeout_s: float = S.WATCH_IDLE_TIMEOUT.default
-    # Cap on reconnect backoff after connection errors and 5xx.
-    max_backoff_s: float = S.WATCH_MAX_BACKOFF.default
-    # Page size of the initial list, so a huge namespace is not one giant response.
-    list_page_size: int = S.LIST_PAGE_SIZE.default
-
-    @property
-    def all_namespaces(self) -> bool:
-        return self.namespaces == (ALL_NAMESPACES,)
-
-
-@dataclass(frozen=True, slots=True)
-class StatsConfig:
-    """How the servo gets CPU and memory figures from the monitor sidecar."""
-
-    # Container name that marks a pod's monitor (the name the webhook injects it under).
-    monitor_container: str = DEFAULT_MONITOR_NAME
-    # After the job container ends, how long to wait for the monitor's stats before measuring
-    # without them: the monitor needs a moment to get its cue, read the cgroup and deliver.
-    wait_s: float = S.STATS_WAIT.default
-    # Port of the stats receiver; 8080 as in the original. 0 = any free port (tests).
-    port: int = S.STATS_PORT.default
-    # Address the receiver binds; all interfaces, since monitors reach it at the pod IP.
-    bind: str = ALL_INTERFACES
-
-
-@dataclass(frozen=True, slots=True)
-class MetricsConfig:
-    """The operations endpoint: /metrics, /healthz, /readyz."""
-
-    # Port for Prometheus and the kubelet's probes; 0 = any free port (tests).
-    port: int = S.METRICS_PORT.default
-    # All interfaces: Prometheus and the kubelet reach it at the pod IP.
-    bind: str = ALL_INTERFACES
-    # Last-value gauges per app id: off by default, app ids are unbounded label values.
-    per_app: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderSettings:
-    """Leader election among replicas (off: this replica always reports)."""
-
-    enabled: bool = False
-    # Where the coordination.k8s.io Lease lives (the servo's own namespace) and its name.
-    namespace: str = DEFAULT_LEADER_NAMESPACE
-    name: str = DEFAULT_LEADER_LEASE
-    # This replica's name in the lease: the pod name (Downward API), else host name + pid.
-    identity: str = ""
-    # A standby takes over after this long without a renewal; the holder renews every retry_s.
-    lease_s: float = S.LEADER_LEASE.default
-    retry_s: float = S.LEADER_RETRY.default
-
-
-@dataclass(frozen=True, slots=True)
-class GuardConfig:
-    """The finalizer guard (off by default: it needs the finalizer added at admission)."""
-
-    # Remove servo.optune.io/measure from job pods once their measurement is in the outbox.
-    enabled: bool = False
-    # Safety valve: release pods that have waited this long for deletion, measured or not.
-    max_age_s: float = S.FINALIZER_MAX_AGE.default
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,37 +95,9 @@ class Config:
 def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) -> Config:
     """Build the Config from environment variables; raise ConfigError listing every problem."""
     env = EnvReader(environ)
-    url = _check_url(env)
-    account = env.text("OPTUNE_ACCOUNT")
-    if url == DEFAULT_URL and account is None:
-        account = DEFAULT_ACCOUNT
-    if url and "acct" in _placeholders(url) and account is None:
-        env.problems.append("OPTUNE_ACCOUNT is not set, but OPTUNE_URL uses {acct}")
-    report = ReportConfig(
-        url_template=url or "",
-        account=account,
-        auth_token=env.text("OPTUNE_AUTH_TOKEN"),
-        timeout_s=env.setting(S.SEND_TIMEOUT),
-        deadline_s=env.setting(S.SEND_DEADLINE),
-        max_backoff_s=env.setting(S.SEND_MAX_BACKOFF),
-        workers=env.setting(S.SEND_WORKERS),
-        queue_size=env.setting(S.SEND_QUEUE),
-        outbox_dir=env.text("OPTUNE_OUTBOX_DIR") or default_outbox_dir(env.environ),
-        outbox_max_age_s=env.setting(S.OUTBOX_MAX_AGE),
-    )
-    watch = WatchConfig(
-        namespaces=_check_namespaces(env),
-        timeout_s=env.setting(S.WATCH_TIMEOUT),
-        idle_timeout_s=env.setting(S.WATCH_IDLE_TIMEOUT),
-        max_backoff_s=env.setting(S.WATCH_MAX_BACKOFF),
-        list_page_size=env.setting(S.LIST_PAGE_SIZE),
-    )
-    app_id_text = env.text("OPTUNE_APP_ID") or DEFAULT_APP_ID
-    try:
-        app_id = parse_app_id_query(app_id_text)
-    except ValueError as e:
-        env.problems.append(f"OPTUNE_APP_ID={app_id_text!r}: {e}")
-        app_id = parse_app_id_query(DEFAULT_APP_ID)
+    report = _report_config(env)
+    watch = _watch_config(env)
+    app_id = _app_id(env)
     debug = env.setting(S.DEBUG)
     log_format = (env.text("OPTUNE_LOG_FORMAT") or "json").lower()
     if log_format not in LOG_FORMATS:
@@ -261,6 +136,46 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         self_ip=self_ip,
         kubeconfig=kubeconfig,
     )
+
+
+def _report_config(env: EnvReader) -> ReportConfig:
+    url = _check_url(env)
+    account = env.text("OPTUNE_ACCOUNT")
+    if url == DEFAULT_URL and account is None:
+        account = DEFAULT_ACCOUNT
+    if url and "acct" in _placeholders(url) and account is None:
+        env.problems.append("OPTUNE_ACCOUNT is not set, but OPTUNE_URL uses {acct}")
+    return ReportConfig(
+        url_template=url or "",
+        account=account,
+        auth_token=env.text("OPTUNE_AUTH_TOKEN"),
+        timeout_s=env.setting(S.SEND_TIMEOUT),
+        deadline_s=env.setting(S.SEND_DEADLINE),
+        max_backoff_s=env.setting(S.SEND_MAX_BACKOFF),
+        workers=env.setting(S.SEND_WORKERS),
+        queue_size=env.setting(S.SEND_QUEUE),
+        outbox_dir=env.text("OPTUNE_OUTBOX_DIR") or default_outbox_dir(env.environ),
+        outbox_max_age_s=env.setting(S.OUTBOX_MAX_AGE),
+    )
+
+
+def _watch_config(env: EnvReader) -> WatchConfig:
+    return WatchConfig(
+        namespaces=_check_namespaces(env),
+        timeout_s=env.setting(S.WATCH_TIMEOUT),
+        idle_timeout_s=env.setting(S.WATCH_IDLE_TIMEOUT),
+        max_backoff_s=env.setting(S.WATCH_MAX_BACKOFF),
+        list_page_size=env.setting(S.LIST_PAGE_SIZE),
+    )
+
+
+def _app_id(env: EnvReader) -> AppIdQuery:
+    app_id_text = env.text("OPTUNE_APP_ID") or DEFAULT_APP_ID
+    try:
+        return parse_app_id_query(app_id_text)
+    except ValueError as e:
+        env.problems.append(f"OPTUNE_APP_ID={app_id_text!r}: {e}")
+        return parse_app_id_query(DEFAULT_APP_ID)
 
 
 def _leader_settings(env: EnvReader) -> LeaderSettings:

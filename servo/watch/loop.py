@@ -23,7 +23,7 @@ from servo.core.errors import KubeError, WatchExpiredError
 from servo.core.podstructs import Pod, WatchLine
 from servo.core.retrying import backoff_s, is_retryable
 from servo.kube.client import KubeClient, kube_error_from_status
-from servo.system.config import WatchConfig
+from servo.system.config_sections import WatchConfig
 
 logger = logging.getLogger(__name__)
 

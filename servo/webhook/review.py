@@ -25,7 +25,8 @@ from servo.core.appid import resolve_app_id
 from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.core.patches import guard_patch
-from servo.system.config import Config, ReportConfig
+from servo.system.config import Config
+from servo.system.config_sections import ReportConfig
 from servo.webhook.admission import (
     Adjustment,
     MonitorSpec,

@@ -11,7 +11,7 @@ from tenacity import wait_none
 from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.report.reporter import Reporter
-from servo.system.config import ReportConfig
+from servo.system.config_sections import ReportConfig
 from tests.support.fakes.backend import RecordingBackend
 
 EVENT = Event(

@@ -13,7 +13,7 @@ from tenacity import wait_none
 from servo.core.models import Event
 from servo.report.outbox import Outbox
 from servo.report.reporter import Reporter
-from servo.system.config import ReportConfig
+from servo.system.config_sections import ReportConfig
 from tests.support.fakes.backend import RecordingBackend
 
 

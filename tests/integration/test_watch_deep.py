@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from servo.kube.client import KubeClient
-from servo.system.config import WatchConfig
+from servo.system.config_sections import WatchConfig
 from servo.watch.loop import LISTED, PodWatch, WatchEvent
 from tests.support.fakes.kubeapi import KubeEmulator
 from tests.support.helpers import job_pod

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-import servo.local.measure
+import servo.local.runner
 from servo.local.cgroup import CgroupUnavailableError, LocalCgroup
 from tests.support.fakes.backend import RecordingBackend
 from tests.support.measurekit import (
@@ -150,9 +150,9 @@ def test_no_cgroup_possible_falls_back_saying_why(monkeypatch: pytest.MonkeyPatc
     def unavailable() -> LocalCgroup:
         raise CgroupUnavailableError("cannot create /x: Permission denied")
 
-    monkeypatch.setattr(servo.local.measure, "create_local_cgroup", unavailable)
+    monkeypatch.setattr(servo.local.runner, "create_local_cgroup", unavailable)
     out = io.StringIO()
-    figures = servo.local.measure.measure_command(["sh", "-c", "exit 4"], use_cgroup=True, out=out)
+    figures = servo.local.runner.measure_command(["sh", "-c", "exit 4"], use_cgroup=True, out=out)
     assert (figures.measured_by, figures.returncode) == ("rusage", 4)
     assert out.getvalue() == (
         "servo measure: no cgroup (cannot create /x: Permission denied);"
@@ -177,10 +177,10 @@ def test_failing_to_join_the_cgroup_runs_the_command_once_without(
             return 0
 
     cg = Unjoinable()
-    monkeypatch.setattr(servo.local.measure, "create_local_cgroup", lambda: cg)
+    monkeypatch.setattr(servo.local.runner, "create_local_cgroup", lambda: cg)
     out = io.StringIO()
     runs = tmp_path / "runs"
-    figures = servo.local.measure.measure_command(
+    figures = servo.local.runner.measure_command(
         ["sh", "-c", f"echo x >> {runs}"], use_cgroup=True, out=out
     )
     assert figures.measured_by == "rusage"

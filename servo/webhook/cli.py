@@ -25,8 +25,9 @@ from servo.http.ops import OpsServer
 from servo.system.config import Config, load_config
 from servo.webhook.admission import MonitorSpec, parse_k8s_version
 from servo.webhook.config import WebhookConfig, load_webhook_config, use_native_sidecar
+from servo.webhook.exchange import Exchange, ReporterSender
 from servo.webhook.metrics import WebhookMetrics
-from servo.webhook.review import Admitter, Exchange, ReporterSender
+from servo.webhook.review import Admitter
 from servo.webhook.server import WebhookServer
 
 logger = logging.getLogger(__name__)

@@ -1,44 +1,32 @@
-"""The admission webhook: AdmissionReview v1 in, a base64 JSON Patch out, over HTTPS.
+"""The admission webhook's decision: AdmissionReview v1 in, a base64 JSON Patch out.
 
-Owns the decision per review (`Admitter`) and the WHATS_NEXT exchange with the backend before
-a job pod starts (`Exchange`). The patch itself is built by admission.py (pure), the HTTPS
-server is server.py, the configuration config.py, certificates
-tls.py. It never rejects a pod: every answer is `allowed: true`, failures only cost the
-patch.
+`Admitter` answers each review; the WHATS_NEXT exchange is exchange.py, the patch admission.py
+(pure), the HTTPS server server.py, certificates tls.py. It never rejects a pod: every answer
+is `allowed: true`, failures only cost the patch.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from tenacity import wait_none
-
 from servo.core.appid import resolve_app_id
-from servo.core.errors import ReportError
-from servo.core.models import Event
 from servo.core.patches import guard_patch
 from servo.system.config import Config
-from servo.system.config_sections import ReportConfig
 from servo.webhook.admission import (
-    Adjustment,
     MonitorSpec,
-    Ranges,
-    build_adjustment,
-    build_description,
     has_monitor,
     is_windows,
-    job_container,
     monitor_patch,
 )
-from servo.webhook.config import API_VERSIONS, MAX_WHATS_NEXT, MIN_SEND_S
+from servo.webhook.config import API_VERSIONS
+from servo.webhook.exchange import Exchange
 from servo.webhook.metrics import WebhookMetrics
 
 logger = logging.getLogger(__name__)
@@ -150,152 +138,6 @@ def review_response(
     if warnings:
         response["warnings"] = warnings
     return {"apiVersion": api_version, "kind": "AdmissionReview", "response": response}
-
-
-def decode_patch(response: Mapping[str, Any]) -> list[Any]:
-    """The JSON Patch of an AdmissionReview answer ([] when none): for tests and logs."""
-    patch = response.get("response", {}).get("patch")
-    if not patch:
-        return []
-    try:
-        ops = json.loads(base64.b64decode(patch, validate=True))
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"patch is not base64 JSON: {e}") from e
-    return ops if isinstance(ops, list) else []
-
-
-# -- the exchange -------------------------------------------------------------------------
-
-Sender = Callable[[Event, float], Any]
-
-
-class _OutOfTimeError(Exception):
-    pass
-
-
-class ReporterSender:
-    """Sends one event through servo.report.reporter.Reporter, one try, timed to the time left."""
-
-    def __init__(self, cfg: ReportConfig) -> None:
-        import requests
-
-        from servo.report.reporter import Reporter
-
-        self._cfg = cfg
-        self._reporter_cls = Reporter
-        self._session = requests.Session()
-
-    def __call__(self, event: Event, timeout_s: float) -> Any:
-        # One attempt (deadline 0): a retry would not fit in the budget.
-        cfg = replace(self._cfg, timeout_s=timeout_s, deadline_s=0.0, max_backoff_s=0.0)
-        reporter = self._reporter_cls(cfg, session=self._session, wait=wait_none())
-        return reporter.send(event, deadline_s=0.0)
-
-
-class Exchange:
-    """WHATS_NEXT for one app id before its pod starts: DESCRIBE, ADJUST, MEASURE or SLEEP."""
-
-    def __init__(
-        self,
-        send: Sender,
-        *,
-        budget_s: float,
-        ranges: Ranges,
-        clock: Callable[[], float] = time.monotonic,
-        metrics: WebhookMetrics | None = None,
-    ) -> None:
-        self._send = send
-        self._budget_s = budget_s
-        self._ranges = ranges
-        self._clock = clock
-        self._metrics = metrics
-
-    def run(
-        self,
-        *,
-        review_uid: str,
-        app_id: str,
-        pod: Mapping[str, Any],
-        index: int,
-        log: logging.LoggerAdapter[logging.Logger],
-    ) -> Adjustment | None:
-        """The adjustment the backend asked for, or None; never raises for backend trouble."""
-        adj, outcome = self._exchange(
-            review_uid=review_uid, app_id=app_id, pod=pod, index=index, log=log
-        )
-        if self._metrics is not None:
-            self._metrics.exchanged(outcome)
-        return adj
-
-    def _exchange(
-        self,
-        *,
-        review_uid: str,
-        app_id: str,
-        pod: Mapping[str, Any],
-        index: int,
-        log: logging.LoggerAdapter[logging.Logger],
-    ) -> tuple[Adjustment | None, str]:
-        """(the adjustment or None, the outcome for the metrics)."""
-        deadline = self._clock() + self._budget_s
-        n = 0
-
-        def send(name: str, param: Any) -> Any:
-            nonlocal n
-            left = deadline - self._clock()
-            if left < MIN_SEND_S:
-                raise _OutOfTimeError
-            n += 1
-            return self._send(Event(f"{review_uid}:{name}:{n}", name, app_id, param), left)
-
-        try:
-            for _ in range(MAX_WHATS_NEXT):
-                reply = send("WHATS_NEXT", None)
-                cmd = reply.get("cmd") if isinstance(reply, dict) else None
-                log.debug("backend answered", extra={"cmd": cmd})
-                if cmd == "DESCRIBE":
-                    send("DESCRIPTION", build_description(job_container(pod, index), self._ranges))
-                    continue
-                if cmd == "ADJUST":
-                    adj = build_adjustment(
-                        pod, reply.get("param"), index=index, ranges=self._ranges
-                    )
-                    log.info(
-                        "adjust asked",
-                        extra={
-                            "status": adj.reply.get("status"),
-                            "reason": adj.reply.get("reason"),
-                        },
-                    )
-                    self._reply_adjustment(send, adj, log)
-                    return (adj, "adjusted") if adj.ok else (None, "no-adjustment")
-                if cmd not in ("MEASURE", "SLEEP"):
-                    log.warning("backend answered an unknown command", extra={"cmd": str(cmd)})
-                return None, "no-adjustment"
-            log.warning("backend kept asking to DESCRIBE; pod goes on unchanged")
-            return None, "describe-loop"
-        except _OutOfTimeError:
-            log.warning(
-                "backend exchange out of time; pod goes on unchanged",
-                extra={"budget_s": self._budget_s},
-            )
-            return None, "out-of-time"
-        except ReportError as e:
-            log.warning(
-                "backend exchange failed; pod goes on unchanged",
-                extra={"status": e.status, "error": str(e)},
-            )
-            return None, "backend-error"
-
-    @staticmethod
-    def _reply_adjustment(
-        send: Callable[[str, Any], Any], adj: Adjustment, log: logging.LoggerAdapter[logging.Logger]
-    ) -> None:
-        # The backend asked; the pod gets the settings even if the ADJUSTMENT is not delivered.
-        try:
-            send("ADJUSTMENT", adj.reply)
-        except (ReportError, _OutOfTimeError) as e:
-            log.warning("ADJUSTMENT not delivered", extra={"error": str(e) or "out of time"})
 
 
 # -- the decision -------------------------------------------------------------------------

@@ -21,10 +21,9 @@ import requests
 from kubernetes import client as k8s
 
 from servo.webhook.cli import EXIT_CONFIG, add_webhook_parser, run_webhook
-from servo.webhook.review import decode_patch
 from servo.webhook.tls import CaBundleError, patch_ca_bundle
 from tests.support.fakes.backend import RecordingBackend
-from tests.support.webhookkit import admission_pod, review
+from tests.support.webhookkit import admission_pod, decode_patch, review
 
 CONFIG_PATH = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/servo-webhook"
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

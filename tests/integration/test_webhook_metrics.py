@@ -14,9 +14,10 @@ from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.system.config import load_config
 from servo.webhook.admission import MonitorSpec, Ranges
+from servo.webhook.exchange import Exchange
 from servo.webhook.metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
-from servo.webhook.review import INTERNAL_ERROR_WARNING, Admitter, Exchange, decode_patch
-from tests.support.webhookkit import ADJUST, MEASURE, admission_pod, review
+from servo.webhook.review import INTERNAL_ERROR_WARNING, Admitter
+from tests.support.webhookkit import ADJUST, MEASURE, admission_pod, decode_patch, review
 
 
 def samples(metrics: WebhookMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -5,10 +5,12 @@ test_webhook_*.py."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ import requests
 from servo.system.config import load_config
 from servo.webhook.admission import MonitorSpec, Ranges
 from servo.webhook.config import load_webhook_config
-from servo.webhook.review import Admitter, Exchange, ReporterSender, decode_patch
+from servo.webhook.exchange import Exchange, ReporterSender
+from servo.webhook.review import Admitter
 from servo.webhook.server import WebhookServer
 from servo.webhook.tls import generate_ca, generate_serving_cert, server_context, write_pair
 from tests.support.helpers import job_pod
@@ -178,3 +181,15 @@ def validate(pod: dict[str, Any], version: str) -> None:
 
 def containers_by_name(pod: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in pod["spec"].get(key, [])}
+
+
+def decode_patch(response: Mapping[str, Any]) -> list[Any]:
+    """The JSON Patch of an AdmissionReview answer ([] when none)."""
+    patch = response.get("response", {}).get("patch")
+    if not patch:
+        return []
+    try:
+        ops = json.loads(base64.b64decode(patch, validate=True))
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"patch is not base64 JSON: {e}") from e
+    return ops if isinstance(ops, list) else []

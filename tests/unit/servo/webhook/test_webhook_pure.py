@@ -14,12 +14,12 @@ from servo.core.errors import ConfigError
 from servo.webhook.config import load_webhook_config
 from servo.webhook.review import (
     BadReviewError,
-    decode_patch,
     parse_review,
     review_response,
     scan_review_ids,
 )
 from servo.webhook.tls import build_ca_bundle_patch, service_dns_names
+from tests.support.webhookkit import decode_patch
 
 
 def test_defaults() -> None:

@@ -1,22 +1,19 @@
-"""PURE admission logic: a pod spec and settings in, JSON-Patch operations out.
+"""PURE admission logic for the monitor: a pod spec and settings in, JSON-Patch operations out.
 
-Owns the monitor container (native sidecar or plain container),
-the DESCRIPTION of the job container's resources and the ADJUST of its cpu and memory. It does
-no I/O and reads no clock; the monitor's credential is a projected service-account token the
-kubelet makes (servo/webhook/review.py does the I/O).
+Owns the monitor container (native sidecar or plain container), its volumes and its projected
+service-account token (the kubelet makes it). The job container's DESCRIPTION and ADJUST are
+resources.py's; no I/O, no clock (review.py does the I/O).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from servo.core.monitor_stats import STATS_AUDIENCE, STATS_TOKEN_DIR, STATS_TOKEN_PATH
-from servo.core.quantities import format_cpu, format_memory, parse_quantity
+from servo.core.quantities import parse_quantity
 
 # Kubernetes 1.29 turned the SidecarContainers feature on by default; before it an init
 # container with restartPolicy Always is rejected or, worse, blocks the pod forever.
@@ -32,15 +29,6 @@ TERMINATION_LOG = "/dev/termination-log"
 # The monitor's footprint is ~25-30 MiB RSS (mon/README.md): 48Mi requested, 64Mi cap.
 MONITOR_REQUESTS = {"cpu": "10m", "memory": "48Mi"}
 MONITOR_LIMITS = {"cpu": "100m", "memory": "64Mi"}
-GIB = 1024**3
-# The protocol's metrics (DESIGN.md) and their units, for DESCRIPTION.
-METRICS = {
-    "duration": "s",
-    "perf": "1/s",
-    "est_duration": "s",
-    "cpu_time": "s",
-    "max_memory": "bytes",
-}
 
 
 def parse_k8s_version(major: str, minor: str, git_version: str = "") -> tuple[int, int] | None:
@@ -68,38 +56,40 @@ class MonitorSpec:
     native: bool
 
 
-def _map(x: Any) -> Mapping[str, Any]:
+def as_map(x: Any) -> Mapping[str, Any]:
+    """x when it is a JSON object, else {} (a pod field of the wrong type reads as empty)."""
     return x if isinstance(x, Mapping) else {}
 
 
-def _list(x: Any) -> list[Any]:
+def as_list(x: Any) -> list[Any]:
+    """x when it is a JSON array, else []."""
     return x if isinstance(x, list) else []
 
 
 def has_monitor(pod: Mapping[str, Any], name: str) -> bool:
     """Is a container or init container of this name already in the pod (injected before)?"""
-    spec = _map(pod.get("spec"))
+    spec = as_map(pod.get("spec"))
     return any(
-        _map(c).get("name") == name
+        as_map(c).get("name") == name
         for key in ("containers", "initContainers", "ephemeralContainers")
-        for c in _list(spec.get(key))
+        for c in as_list(spec.get(key))
     )
 
 
 def is_windows(pod: Mapping[str, Any]) -> bool:
     """Windows pods have no cgroups and no /sys: nothing for the monitor to read."""
-    return _map(_map(pod.get("spec")).get("os")).get("name") == "windows"
+    return as_map(as_map(pod.get("spec")).get("os")).get("name") == "windows"
 
 
 def is_guaranteed(pod: Mapping[str, Any]) -> bool:
     """Guaranteed QoS: every container has cpu and memory limits equal to its requests."""
-    spec = _map(pod.get("spec"))
-    containers = _list(spec.get("containers")) + _list(spec.get("initContainers"))
+    spec = as_map(pod.get("spec"))
+    containers = as_list(spec.get("containers")) + as_list(spec.get("initContainers"))
     if not containers:
         return False
     for c in containers:
-        res = _map(_map(c).get("resources"))
-        limits, requests = _map(res.get("limits")), _map(res.get("requests"))
+        res = as_map(as_map(c).get("resources"))
+        limits, requests = as_map(res.get("limits")), as_map(res.get("requests"))
         for key in ("cpu", "memory"):
             if key not in limits:
                 return False
@@ -169,7 +159,7 @@ def build_monitor_container(
 
 
 def _free_volume_name(pod_spec: Mapping[str, Any], base: str = VOLUME_NAME) -> str:
-    taken = {_map(v).get("name") for v in _list(pod_spec.get("volumes"))}
+    taken = {as_map(v).get("name") for v in as_list(pod_spec.get("volumes"))}
     name, n = base, 1
     while name in taken:
         n += 1
@@ -187,7 +177,7 @@ def _append(pod_spec: Mapping[str, Any], key: str, item: Any, *, first: bool = F
 def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec) -> list[Any]:
     """Ops that inject the monitor, its /sys and token volumes and a long enough grace
     period."""
-    pod_spec = _map(pod.get("spec"))
+    pod_spec = as_map(pod.get("spec"))
     volume = _free_volume_name(pod_spec)
     token = _free_volume_name(pod_spec, TOKEN_VOLUME_NAME)
     container = build_monitor_container(
@@ -214,154 +204,3 @@ def monitor_patch(pod: Mapping[str, Any], spec: MonitorSpec) -> list[Any]:
             }
         )
     return ops
-
-
-# -- DESCRIBE and ADJUST ------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SettingRange:
-    """A DESCRIPTION range; cpu in cores, mem in GiB (the Opsani servo's units)."""
-
-    min: float
-    max: float
-    step: float
-
-
-@dataclass(frozen=True, slots=True)
-class Ranges:
-    cpu: SettingRange = SettingRange(0.125, 16.0, 0.125)
-    mem: SettingRange = SettingRange(0.125, 64.0, 0.125)
-
-
-def job_container(pod: Mapping[str, Any], index: int) -> Mapping[str, Any]:
-    """The job container (the one the app-id path points into), or {} when there is none."""
-    containers = _list(_map(pod.get("spec")).get("containers"))
-    return _map(containers[index]) if 0 <= index < len(containers) else {}
-
-
-def _current(resources: Mapping[str, Any], key: str) -> Decimal | None:
-    for part in ("limits", "requests"):
-        raw = _map(resources.get(part)).get(key)
-        if raw is not None:
-            try:
-                return parse_quantity(str(raw))
-            except ValueError:
-                return None
-    return None
-
-
-def build_description(container: Mapping[str, Any], ranges: Ranges) -> dict[str, Any]:
-    """DESCRIPTION param: the job container's cpu (cores) and mem (GiB), and the metrics."""
-    res = _map(container.get("resources"))
-    cpu = _current(res, "cpu")
-    mem = _current(res, "memory")
-    settings: dict[str, Any] = {}
-    for key, value, rng in (
-        ("cpu", None if cpu is None else float(cpu), ranges.cpu),
-        ("mem", None if mem is None else float(mem / GIB), ranges.mem),
-    ):
-        settings[key] = {
-            "value": value,
-            "min": rng.min,
-            "max": rng.max,
-            "step": rng.step,
-            "type": "range",
-        }
-    name = str(container.get("name") or "")
-    return {
-        "application": {"components": {name: {"settings": settings}}},
-        "measurement": {"metrics": {k: {"unit": u} for k, u in METRICS.items()}},
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class Adjustment:
-    """The outcome of an ADJUST: JSON-Patch ops and the ADJUSTMENT param to send back."""
-
-    ops: list[Any]
-    reply: dict[str, Any]
-
-    @property
-    def ok(self) -> bool:
-        return self.reply.get("status") == "ok"
-
-
-def _failed(reason: str, message: str) -> Adjustment:
-    return Adjustment([], {"status": "failed", "reason": reason, "message": message})
-
-
-def _setting_value(key: str, raw: Any, rng: SettingRange) -> Decimal:
-    """cpu: cores or a quantity string; mem: GiB or a quantity string. Raises ValueError."""
-    if isinstance(raw, Mapping):
-        raw = raw.get("value")
-    if isinstance(raw, bool) or raw is None:
-        raise ValueError(f"{key}: expected a number, got {raw!r}")
-    if isinstance(raw, int | float):
-        if not math.isfinite(raw):
-            raise ValueError(f"{key}: {raw!r} is not a finite number")
-        value = Decimal(str(raw)) * (GIB if key == "mem" else 1)
-    elif isinstance(raw, str):
-        value = parse_quantity(raw)
-    else:
-        raise ValueError(f"{key}: expected a number or a quantity, got {type(raw).__name__}")
-    scaled = float(value / GIB) if key == "mem" else float(value)
-    if not rng.min <= scaled <= rng.max:
-        raise ValueError(f"{key}: {raw!r} is outside {rng.min:g}..{rng.max:g}")
-    return value
-
-
-def build_adjustment(
-    pod: Mapping[str, Any], param: Any, *, index: int, ranges: Ranges
-) -> Adjustment:
-    """Apply an ADJUST param to the job container: all settings, or none (status failed)."""
-    container = job_container(pod, index)
-    name = container.get("name")
-    state = _map(_map(_map(param).get("state")).get("application"))
-    components = state.get("components")
-    if not isinstance(components, Mapping) or not isinstance(name, str):
-        return _failed("bad-value", "ADJUST param has no state.application.components")
-    unknown = sorted(str(c) for c in components if c != name)
-    if unknown:
-        return _failed("unknown-component", f"no component {', '.join(unknown)} (have {name})")
-    settings = _map(_map(components.get(name)).get("settings"))
-    bad = sorted(str(k) for k in settings if k not in ("cpu", "mem"))
-    if bad:
-        return _failed("bad-value", f"unknown setting {', '.join(bad)} (have cpu, mem)")
-    new: dict[str, Decimal] = {}
-    try:
-        for key in ("cpu", "mem"):
-            if key in settings:
-                new[key] = _setting_value(key, settings[key], getattr(ranges, key))
-    except ValueError as e:
-        return _failed("bad-value", str(e))
-    resources = {k: dict(_map(v)) for k, v in _map(container.get("resources")).items()}
-    limits = resources.setdefault("limits", {})
-    requests = resources.setdefault("requests", {})
-    applied: dict[str, Any] = {}
-    for key, value in new.items():
-        res_key = "cpu" if key == "cpu" else "memory"
-        text = format_cpu(value) if key == "cpu" else format_memory(int(value))
-        old_limit = _quantity_or_none(limits.get(res_key))
-        old_request = _quantity_or_none(requests.get(res_key))
-        limits[res_key] = text
-        new_limit = parse_quantity(text)
-        # Keep requests <= limits; a request equal to its old limit (Guaranteed) follows it.
-        if old_request is None or old_request == old_limit or old_request > new_limit:
-            requests[res_key] = text
-        applied[key] = {"value": float(new_limit / GIB) if key == "mem" else float(new_limit)}
-    if not new:
-        return Adjustment([], {"status": "ok", "state": _state(name, {})})
-    op = {"op": "add", "path": f"/spec/containers/{index}/resources", "value": resources}
-    return Adjustment([op], {"status": "ok", "state": _state(name, applied)})
-
-
-def _state(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    return {"application": {"components": {name: {"settings": dict(settings)}}}}
-
-
-def _quantity_or_none(raw: Any) -> Decimal | None:
-    try:
-        return None if raw is None else parse_quantity(str(raw))
-    except ValueError:
-        return None

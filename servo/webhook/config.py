@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from servo.core import settings as S
 from servo.core.envread import EnvReader, is_http_url
 from servo.core.errors import ConfigError
-from servo.webhook.admission import NATIVE_SIDECAR_SINCE, Ranges, parse_k8s_version
+from servo.webhook.admission import NATIVE_SIDECAR_SINCE, parse_k8s_version
+from servo.webhook.resources import Ranges
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
 # The API server caps request bodies at 3 MiB; a review wraps one object, so 4 MiB is plenty.

@@ -18,15 +18,15 @@ from tenacity import wait_none
 from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.system.config_sections import ReportConfig
-from servo.webhook.admission import (
+from servo.webhook.config import MAX_WHATS_NEXT, MIN_SEND_S
+from servo.webhook.metrics import WebhookMetrics
+from servo.webhook.resources import (
     Adjustment,
     Ranges,
     build_adjustment,
     build_description,
     job_container,
 )
-from servo.webhook.config import MAX_WHATS_NEXT, MIN_SEND_S
-from servo.webhook.metrics import WebhookMetrics
 
 Sender = Callable[[Event, float], Any]
 

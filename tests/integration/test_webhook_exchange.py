@@ -17,8 +17,8 @@ import pytest
 
 from servo.collector.server import Collector
 from servo.store.events import EventStore
-from servo.webhook.admission import Ranges
 from servo.webhook.exchange import Exchange
+from servo.webhook.resources import Ranges
 from tests.support.fakes.backend import RecordingBackend
 from tests.support.webhookkit import (
     ADJUST,

@@ -13,9 +13,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from servo.core.errors import ReportError
 from servo.core.models import Event
 from servo.system.config import load_config
-from servo.webhook.admission import MonitorSpec, Ranges
+from servo.webhook.admission import MonitorSpec
 from servo.webhook.exchange import Exchange
 from servo.webhook.metrics import EXCHANGE_OUTCOMES, REVIEW_RESULTS, WebhookMetrics
+from servo.webhook.resources import Ranges
 from servo.webhook.review import INTERNAL_ERROR_WARNING, Admitter
 from tests.support.webhookkit import ADJUST, MEASURE, admission_pod, decode_patch, review
 

@@ -19,9 +19,10 @@ import pytest
 import requests
 
 from servo.system.config import load_config
-from servo.webhook.admission import MonitorSpec, Ranges
+from servo.webhook.admission import MonitorSpec
 from servo.webhook.config import load_webhook_config
 from servo.webhook.exchange import Exchange, ReporterSender
+from servo.webhook.resources import Ranges
 from servo.webhook.review import Admitter
 from servo.webhook.server import WebhookServer
 from servo.webhook.tls import generate_ca, generate_serving_cert, server_context, write_pair

@@ -11,14 +11,12 @@ import pytest
 from servo.webhook.admission import (
     MONITOR_LIMITS,
     MonitorSpec,
-    Ranges,
-    build_adjustment,
-    build_description,
     has_monitor,
     is_guaranteed,
     monitor_patch,
     parse_k8s_version,
 )
+from servo.webhook.resources import Ranges, build_adjustment, build_description
 from tests.support.helpers import job_pod
 
 NATIVE = MonitorSpec("servo-monitor", "mon:1", "http://servo.servo.svc:8080/", native=True)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 logger = get_logger("mon")
 
 EXIT_OK = 0
+# The servo's code for a configuration error too (servo.core.errors); mon never imports servo,
+# so the monitor, a program of its own, says it here.
 EXIT_CONFIG = 2
 
 ENV_HELP = """\

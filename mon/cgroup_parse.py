@@ -24,6 +24,8 @@ from mon.errors import CgroupParseError
 
 NS_PER_S = 1_000_000_000
 US_PER_S = 1_000_000
+# The CPU figures every cpu parser gives, in seconds.
+CPU_FIGURES = ("cpu_time", "cpu_user", "cpu_system")
 MEMORY_FIELDS = ("anon", "file", "kernel_stack", "pagetables")
 _V1_MEMORY_KEYS: Mapping[str, tuple[str, ...]] = {
     "anon": ("total_rss", "rss"),

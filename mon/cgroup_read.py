@@ -24,7 +24,6 @@ else:
 
 logger = get_logger(__name__)
 
-CPU_FIGURES = ("cpu_time", "cpu_user", "cpu_system")
 MEMORY_FIGURES = tuple(f"memory.{n}" for n in parse.MEMORY_FIELDS)
 
 
@@ -85,7 +84,9 @@ def read_watermark(cg: PodCgroup) -> int | None:
 def read_cpu(cg: PodCgroup, *, clk_tck: int, quiet: bool = False) -> parse.Reading:
     """cpu_time, cpu_user, cpu_system of one cgroup, children (even removed ones) included."""
     if cg.version == "v2":
-        return read_file(cg.cpu / "cpu.stat", CPU_FIGURES, parse.cpu_from_v2_stat, quiet=quiet)
+        return read_file(
+            cg.cpu / "cpu.stat", parse.CPU_FIGURES, parse.cpu_from_v2_stat, quiet=quiet
+        )
     reading = read_file(
         cg.cpu / "cpuacct.usage", ("cpu_time",), parse.cpu_time_from_v1_usage, quiet=quiet
     )
@@ -172,5 +173,5 @@ def figures_from_reading(
 
 def figures_unavailable(reason: str) -> PodFigures:
     """No pod cgroup at all: every figure missing for one reason."""
-    names = (*CPU_FIGURES, "max_memory", *MEMORY_FIGURES, "oom_kills")
+    names = (*parse.CPU_FIGURES, "max_memory", *MEMORY_FIGURES, "oom_kills")
     return figures_from_reading(parse.missing_all(names, reason), max_memory_source=None)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mon.cgroup_parse import Reading
+from mon.cgroup_parse import CPU_FIGURES, Reading
 from mon.cgroup_paths import PodCgroup, detect_version
 from mon.cgroup_read import PodFigures, figures_unavailable, read_cpu, read_pod_figures
 from mon.cue import CgroupSiblings
 from mon.footprint import own_max_rss_bytes, own_rss_bytes
-from mon.jobfig import CPU_FIGURES, JobFigures, job_cpu, job_peak, sum_readings
+from mon.jobfig import JobFigures, job_cpu, job_peak, sum_readings
 from mon.samples import PodSampler
 from mon.stats import build_stats
 from mon.wire import ContainerFigures, Cue, Stats

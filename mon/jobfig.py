@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mon.cgroup_parse import Reading
+from mon.cgroup_parse import CPU_FIGURES, Reading
 from mon.wire import JobMaxMemorySource, PodMaxMemorySource
 
-CPU_FIGURES = ("cpu_time", "cpu_user", "cpu_system")
 NO_OWN_CGROUP = "the monitor's own container cgroup was not identified, so it cannot be kept out"
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from mon import cgroup_parse as parse
-from mon.cgroup_read import CPU_FIGURES, read_file, read_int
+from mon.cgroup_read import read_file, read_int
 from servo.core.errors import ServoError
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,9 @@ class LocalCgroup:
             )
             source = "memory.max_usage_in_bytes"
         else:
-            reading.merge(read_file(self.cpu / "cpu.stat", CPU_FIGURES, parse.cpu_from_v2_stat))
+            reading.merge(
+                read_file(self.cpu / "cpu.stat", parse.CPU_FIGURES, parse.cpu_from_v2_stat)
+            )
             source = "memory.peak"
         reading.merge(
             read_file(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from mon.errors import CgroupNotFoundError
@@ -97,25 +98,35 @@ def is_pod_dir_name(name: str, pod_uid: str) -> bool:
     )
 
 
-def search_pod_dir(base: Path, pod_uid: str, *, max_depth: int) -> Path | None:
-    """Breadth-first search below `base`, at most `max_depth` levels, for this pod's directory.
+def is_any_pod_dir_name(name: str) -> bool:
+    """True for any pod's directory, in the cgroupfs or the systemd form."""
+    return bool(_ANY_POD_DIR_RE.search(name))
 
-    Symlinks and other pods' directories are not entered; unreadable directories are skipped.
+
+def search_below(base: Path, matches: Callable[[str], bool], *, max_depth: int) -> Path | None:
+    """Breadth-first search below `base`, at most `max_depth` levels, for the first directory
+    whose name `matches`. Symlinks and pods' directories are not entered (a pod's cgroup holds
+    containers, never another pod or the kubelet's root); unreadable directories are skipped.
     """
     queue: deque[tuple[Path, int]] = deque([(base, 0)])
     while queue:
         here, depth = queue.popleft()
         if depth >= max_depth:
             continue
-        for child in _subdirs(here):
-            if is_pod_dir_name(child.name, pod_uid):
+        for child in subdirs(here):
+            if matches(child.name):
                 return child
-            if not _ANY_POD_DIR_RE.search(child.name):
+            if not is_any_pod_dir_name(child.name):
                 queue.append((child, depth + 1))
     return None
 
 
-def _subdirs(path: Path) -> list[Path]:
+def search_pod_dir(base: Path, pod_uid: str, *, max_depth: int) -> Path | None:
+    """This pod's directory below `base`, at most `max_depth` levels down (search_below)."""
+    return search_below(base, lambda name: is_pod_dir_name(name, pod_uid), max_depth=max_depth)
+
+
+def subdirs(path: Path) -> list[Path]:
     """Child directories (no symlinks), sorted. scandir's entry types come with the listing:
     no stat per child (a pod cgroup holds dozens of files, and this runs every poll)."""
     try:
@@ -251,4 +262,4 @@ def sandbox_ids_from_mountinfo(mountinfo: str) -> set[str]:
 
 def list_container_dirs(pod_dir: Path) -> list[Path]:
     """The pod's child cgroups (its containers, the sandbox included)."""
-    return _subdirs(pod_dir)
+    return subdirs(pod_dir)

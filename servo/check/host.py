@@ -1,25 +1,32 @@
 """The checks of `servo check` on this host: the stats and metrics ports can be bound, and the
-cgroup layout the monitor would find below the node's /sys (mon.cgroup_paths, when installed).
+cgroup layout the monitor would find below the node's /sys.
 
-The cgroup search is pure apart from directory listings, so tests point it at fixture trees.
-The order of the checks is servo/check/checks.py's.
+The cgroup search is the monitor's own (`mon.cgroup_paths`, shipped in the same distribution
+and image), so the check finds exactly what the monitor would; tests point it at fixture
+trees. The order of the checks is servo/check/checks.py's.
 """
 
 from __future__ import annotations
 
-import re
 import socket
-from collections import deque
 from pathlib import Path
 
+from mon.cgroup_paths import (
+    V1_MEMORY_DIR,
+    detect_version,
+    find_pod_cgroup,
+    is_any_pod_dir_name,
+    search_below,
+    subdirs,
+    v1_cpu_root,
+)
+from mon.errors import CgroupNotFoundError
 from servo.check.result import CheckResult, Status
 
 # Where the monitor finds the host's /sys (mon's OPTUNE_SYS_ROOT default).
 NODE_SYS_ROOT = Path("/rsys")
 # Depth below a hierarchy root searched for kubepods (kind nests it: kubelet.slice/...).
 KUBEPODS_MAX_DEPTH = 3
-# Any pod's cgroup directory, in the cgroupfs or the systemd form.
-POD_DIR_RE = re.compile(r"^pod[0-9a-fA-F-]{8,}$|-pod[0-9a-fA-F_]{8,}\.slice$")
 
 
 def check_port(name: str, env_name: str, bind: str, port: int) -> CheckResult:
@@ -51,38 +58,24 @@ def node_sys_root(given: Path | None, default: Path = NODE_SYS_ROOT) -> Path | N
     return default if default.is_dir() else None
 
 
-def _subdirs(path: Path) -> list[Path]:
-    try:
-        children = sorted(path.iterdir())
-    except OSError:
-        return []
-    return [c for c in children if c.is_dir() and not c.is_symlink()]
+def _is_kubepods(name: str) -> bool:
+    return name == "kubepods" or name.endswith("kubepods.slice")
 
 
 def find_kubepods(base: Path, *, max_depth: int = KUBEPODS_MAX_DEPTH) -> Path | None:
     """The kubelet's pods cgroup below `base`: `kubepods` (cgroupfs) or `*kubepods.slice`
     (systemd), breadth-first, at most `max_depth` levels down."""
-    queue: deque[tuple[Path, int]] = deque([(base, 0)])
-    while queue:
-        here, depth = queue.popleft()
-        if depth >= max_depth:
-            continue
-        for child in _subdirs(here):
-            if child.name == "kubepods" or child.name.endswith("kubepods.slice"):
-                return child
-            if not POD_DIR_RE.search(child.name):
-                queue.append((child, depth + 1))
-    return None
+    return search_below(base, _is_kubepods, max_depth=max_depth)
 
 
 def count_pod_dirs(kubepods: Path) -> int:
     """Pod cgroups directly below kubepods or one QoS level down."""
     count = 0
-    for child in _subdirs(kubepods):
-        if POD_DIR_RE.search(child.name):
+    for child in subdirs(kubepods):
+        if is_any_pod_dir_name(child.name):
             count += 1
         else:
-            count += sum(1 for c in _subdirs(child) if POD_DIR_RE.search(c.name))
+            count += sum(1 for c in subdirs(child) if is_any_pod_dir_name(c.name))
     return count
 
 
@@ -96,11 +89,6 @@ def check_cgroups(sys_root: Path | None, *, pod_uid: str | None = None) -> Check
             f"not on a node: no --sys-root given and no {NODE_SYS_ROOT} (the monitor's mount "
             "of the host's /sys)",
         )
-    try:
-        from mon.cgroup_paths import V1_MEMORY_DIR, detect_version, find_pod_cgroup, v1_cpu_root
-        from mon.errors import CgroupNotFoundError
-    except ImportError as e:
-        return CheckResult(name, Status.SKIP, f"the monitor's code is not installed here ({e})")
     cgroup_root = sys_root / "fs" / "cgroup"
     mount_fix = (
         "mount the host's /sys read-only at /rsys (hostPath /sys), or pass --sys-root with "

@@ -230,12 +230,6 @@ class Outbox:
             ).fetchone()
         return float(oldest) if oldest is not None else None
 
-    def ids(self) -> set[str]:
-        with self._lock:
-            self._flush_acks()
-            rows = self._db.execute("SELECT event_id FROM outbox WHERE delivered_at IS NULL")
-            return {r[0] for r in rows}
-
     def close(self) -> None:
         """Commit the waiting acks, then close the file."""
         with self._lock:

@@ -13,7 +13,7 @@ from servo.report.outbox import Outbox
 from tests.support.fakes.backend import RecordingBackend
 from tests.support.fakes.kubeapi import KubeEmulator
 from tests.support.harness import measurements, run_job, wait_measured
-from tests.support.helpers import job_pod, set_running, set_terminated
+from tests.support.helpers import job_pod, pending_ids, set_running, set_terminated
 
 FAST = {
     "OPTUNE_SEND_DEADLINE": "0.3",
@@ -108,9 +108,11 @@ def test_events_left_in_the_outbox_are_sent_by_the_next_start(
     backend.fail_next(10_000, 503)  # down
     pod = run_job(emu, job_pod("stranded", jobid="X"))
     box = first.servo.reporter.outbox
-    assert emu.wait_for(lambda: box is not None and any(":MEASUREMENT" in i for i in box.ids()))
+    assert emu.wait_for(
+        lambda: box is not None and any(":MEASUREMENT" in i for i in pending_ids(box))
+    )
     first.stop()
-    left = Outbox(tmp_path / "outbox").ids()
+    left = pending_ids(Outbox(tmp_path / "outbox"))
     assert f"{pod['metadata']['uid']}:MEASUREMENT" in left
     backend.fail_next(0)  # up again
     backend.clear()
@@ -118,7 +120,7 @@ def test_events_left_in_the_outbox_are_sent_by_the_next_start(
     wait_measured(backend, 1)
     second.stop()
     assert uids(backend) == [pod["metadata"]["uid"]]
-    assert Outbox(tmp_path / "outbox").ids() == set()
+    assert pending_ids(Outbox(tmp_path / "outbox")) == set()
 
 
 def guarded_job(name: str) -> dict[str, Any]:

@@ -1,15 +1,18 @@
-"""Test pods built from the realistic fixture (tests/support/data/job-pod-no-managedfields.json)."""
+"""Test pods built from the realistic fixture (tests/support/data/job-pod-no-managedfields.json),
+and reading a pod or an outbox the way the product does."""
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import uuid
 from pathlib import Path
 from typing import Any
 
 from servo.core.podstructs import Pod
 from servo.core.podwire import decode_event
+from servo.report.outbox import Outbox
 
 DATA = Path(__file__).parent / "data"
 
@@ -19,6 +22,11 @@ def decode_pod(raw: bytes) -> Pod:
     pod = decode_event(b'{"type": "ADDED", "object": ' + raw + b"}").pod
     assert pod is not None, raw[:80]
     return pod
+
+
+def pending_ids(box: Outbox) -> set[str]:
+    """The ids of the events an outbox still holds: every one was put before the end of time."""
+    return {p.event.id for p in box.older_than(math.inf, limit=box.depth() + 1)}
 
 
 _FIXTURE: dict[str, Any] = json.loads((DATA / "job-pod-no-managedfields.json").read_text())

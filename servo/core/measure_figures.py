@@ -1,7 +1,7 @@
 """PURE parts of `servo measure`: figures -> MEASUREMENT param, progress text, exit codes.
 
 No clock, no files, no environment: times, ids and host names come in as arguments. Running
-the command and reading cgroups is `servo.local.measure`'s and `servo.local.cgroup`'s.
+the command and reading cgroups is `servo.local.runner`'s and `servo.local.cgroup`'s.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from servo.check.kube import (
     scope_label,
 )
 from servo.check.result import CheckResult, Status
-from servo.core.errors import EXIT_CONFIG, ConfigError
+from servo.core.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError
 from servo.system.config import Config, load_config
 
 # CheckResult and Status are re-exported: run_checks' callers read its results with them.
@@ -47,7 +47,6 @@ __all__ = [
 ]
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 DEFAULT_TIMEOUT_S = 3.0
 # The HELLO gets this long, retries included (a connection refused is retried a few times).
 BACKEND_DEADLINE_S = 2.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 # Every command's exit status for a configuration it cannot use.
 EXIT_CONFIG = 2
+# ...and for a command that ran but failed (a check failed, a port could not be bound).
+EXIT_FAILED = 1
 
 
 class ServoError(Exception):

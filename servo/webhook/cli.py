@@ -1,14 +1,13 @@
 """`servo webhook`: start-up of the admission webhook (config, TLS, version, server, signals).
 
-Wiring only: the decision is review.py's, the patch admission.py's, certificates and
-the caBundle tls.py's. Exit codes: 0 after SIGTERM/SIGINT, 2 for a configuration error,
+Wiring only: the decision is review.py's, the patch admission.py's, the serving certificate
+serving_tls.py's. Exit codes: 0 after SIGTERM/SIGINT, 2 for a configuration error,
 1 when it cannot listen or cannot install its self-generated CA.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import signal
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from servo.core.envread import is_ip_address
-from servo.core.errors import EXIT_CONFIG, ConfigError
+from servo.core.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError
 from servo.core.settings import MAX_PORT
 from servo.http.ops import OpsServer
 from servo.system.config import Config, load_config
@@ -29,12 +28,10 @@ from servo.webhook.exchange import Exchange, ReporterSender
 from servo.webhook.metrics import WebhookMetrics
 from servo.webhook.review import Admitter
 from servo.webhook.server import WebhookServer
+from servo.webhook.serving_tls import ServingTls, recheck_ca, serving_tls
 
 logger = logging.getLogger(__name__)
 
-EXIT_FAILED = 1
-# Attempts (1 s apart, then 2, 4, ...) to install the CA before giving up at start.
-CA_PATCH_ATTEMPTS = 5
 
 DESCRIPTION = (
     "Serve the mutating admission webhook over HTTPS: inject the monitor into new job pods in "
@@ -125,73 +122,6 @@ def server_version(api_client: Any) -> tuple[int, int] | None:
     return parse_k8s_version(info.major or "", info.minor or "", info.git_version or "")
 
 
-def _self_generated_tls(
-    wcfg: WebhookConfig, api_client: Any, stop: threading.Event
-) -> tuple[Path, Path, bytes] | None:
-    from servo.webhook.tls import (
-        CaBundleError,
-        generate_ca,
-        generate_serving_cert,
-        patch_ca_bundle,
-        service_dns_names,
-        write_pair,
-    )
-
-    now = dt.datetime.now(dt.UTC)
-    ca = generate_ca(f"servo-webhook-ca {wcfg.service_namespace}", now=now)
-    names = service_dns_names(wcfg.service_name, wcfg.service_namespace) + ["localhost"]
-    serving = generate_serving_cert(ca, names, now=now, ip_addresses=["127.0.0.1"])
-    directory = Path(wcfg.tls_dir)
-    write_pair(ca, directory, "ca", with_key=False)  # the CA's key is not needed again
-    cert_path, key_path = write_pair(serving, directory, "tls")
-    if not wcfg.patch_ca:
-        logger.info(
-            "self-generated CA not installed (OPTUNE_WEBHOOK_PATCH_CA=false)",
-            extra={"ca": str(directory / "ca.crt")},
-        )
-        return cert_path, key_path, ca.cert_pem
-    wait_s = 1.0
-    for attempt in range(1, CA_PATCH_ATTEMPTS + 1):
-        try:
-            changed = patch_ca_bundle(
-                api_client,
-                wcfg.webhook_config_name,
-                ca.cert_pem,
-                service=wcfg.service_name,
-                namespace=wcfg.service_namespace,
-            )
-            logger.info(
-                "caBundle installed",
-                extra={"webhooks": changed, "config": wcfg.webhook_config_name},
-            )
-            return cert_path, key_path, ca.cert_pem
-        except CaBundleError as e:
-            log = logger.error if attempt == CA_PATCH_ATTEMPTS else logger.warning
-            log("caBundle patch failed", extra={"attempt": attempt, "error": str(e)})
-        if stop.wait(wait_s):
-            return None
-        wait_s *= 2
-    return None
-
-
-def _recheck_ca(wcfg: WebhookConfig, api_client: Any, ca_pem: bytes, stop: threading.Event) -> None:
-    """Put the CA back when someone replaced the configuration without it."""
-    from servo.webhook.tls import CaBundleError, patch_ca_bundle
-
-    while not stop.wait(wcfg.ca_recheck_s):
-        try:
-            if patch_ca_bundle(
-                api_client,
-                wcfg.webhook_config_name,
-                ca_pem,
-                service=wcfg.service_name,
-                namespace=wcfg.service_namespace,
-            ):
-                logger.warning("caBundle was missing or stale; installed again")
-        except CaBundleError as e:
-            logger.warning("caBundle check failed", extra={"error": str(e)})
-
-
 def run_webhook(
     args: argparse.Namespace, environ: Mapping[str, str], stop: threading.Event | None = None
 ) -> int:
@@ -221,50 +151,47 @@ def run_webhook(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-
-    self_generated = wcfg.cert_file is None
-    need_api = (wcfg.sidecar_style == "auto" and wcfg.k8s_version is None) or (
-        self_generated and wcfg.patch_ca
-    )
-    api_client: Any = None
-    if need_api:
-        from servo.kube.client import load_api_client
-
-        try:
-            api_client = load_api_client(cfg.kubeconfig, environ)
-        except ConfigError as e:
-            print(f"servo webhook: configuration error:\n  - {e}", file=sys.stderr)
-            return EXIT_CONFIG
+    try:
+        api_client = _api_client(cfg, wcfg, environ)
+    except ConfigError as e:
+        print(f"servo webhook: configuration error:\n  - {e}", file=sys.stderr)
+        return EXIT_CONFIG
     version = None
     if wcfg.sidecar_style == "auto" and wcfg.k8s_version is None:
         version = server_version(api_client)
     native = use_native_sidecar(wcfg, version)
     logger.info("sidecar style chosen", extra={"native": native, "k8s_version": str(version)})
+    tls = serving_tls(wcfg, api_client, stop)
+    if isinstance(tls, int):
+        return tls
+    return _serve(cfg, wcfg, tls, native=native, api_client=api_client, stop=stop)
 
-    from servo.webhook.tls import CertReloader, server_context
 
-    ca_pem: bytes | None = None
-    if self_generated:
-        try:
-            made = _self_generated_tls(wcfg, api_client, stop)
-        except OSError as e:
-            print(
-                f"servo webhook: configuration error:\n  - OPTUNE_WEBHOOK_TLS_DIR="
-                f"{wcfg.tls_dir!r}: cannot write the TLS files there ({e})",
-                file=sys.stderr,
-            )
-            return EXIT_CONFIG
-        if made is None:
-            return 0 if stop.is_set() else EXIT_FAILED
-        cert_path, key_path, ca_pem = made
-    else:
-        assert wcfg.cert_file is not None and wcfg.key_file is not None
-        cert_path, key_path = Path(wcfg.cert_file), Path(wcfg.key_file)
-    try:
-        ctx = server_context(cert_path, key_path)
-    except (OSError, ValueError) as e:
-        print(f"servo webhook: cannot load TLS certificate {cert_path}: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+def _api_client(cfg: Config, wcfg: WebhookConfig, environ: Mapping[str, str]) -> Any:
+    """The API client when the webhook needs one (to ask the server's version, or to install
+    its own CA), else None; ConfigError when the credentials are wrong."""
+    need_api = (wcfg.sidecar_style == "auto" and wcfg.k8s_version is None) or (
+        wcfg.cert_file is None and wcfg.patch_ca
+    )
+    if not need_api:
+        return None
+    from servo.kube.client import load_api_client
+
+    return load_api_client(cfg.kubeconfig, environ)
+
+
+def _serve(
+    cfg: Config,
+    wcfg: WebhookConfig,
+    tls: ServingTls,
+    *,
+    native: bool,
+    api_client: Any,
+    stop: threading.Event,
+) -> int:
+    """Build the admitter and its servers, serve until `stop`, then stop them."""
+    from servo.webhook.tls import CertReloader
+
     monitor = MonitorSpec(
         name=cfg.stats.monitor_container,
         image=cfg.sleeper_image,
@@ -280,12 +207,14 @@ def run_webhook(
         else None
     )
     admitter = Admitter(cfg, monitor=monitor, exchange=exchange, metrics=metrics)
+    # A certificate given as files may be renewed there (cert-manager): reloaded on change.
+    reload = wcfg.cert_file is not None
     server = WebhookServer(
         admitter,
-        ctx,
+        tls.ctx,
         bind=wcfg.bind,
         port=wcfg.port,
-        before_accept=None if self_generated else CertReloader(ctx, cert_path, key_path),
+        before_accept=CertReloader(tls.ctx, tls.cert_path, tls.key_path) if reload else None,
     )
     try:
         server.start()
@@ -293,10 +222,10 @@ def run_webhook(
         print(f"servo webhook: cannot listen on {wcfg.bind}:{wcfg.port}: {e}", file=sys.stderr)
         return EXIT_FAILED
     ops = _start_ops(cfg, metrics, server)
-    if ca_pem is not None and wcfg.patch_ca and wcfg.ca_recheck_s > 0:
+    if tls.ca_pem is not None and wcfg.patch_ca and wcfg.ca_recheck_s > 0:
         threading.Thread(
-            target=_recheck_ca,
-            args=(wcfg, api_client, ca_pem, stop),
+            target=recheck_ca,
+            args=(wcfg, api_client, tls.ca_pem, stop),
             name="ca-recheck",
             daemon=True,
         ).start()

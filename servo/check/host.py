@@ -8,6 +8,7 @@ trees. The order of the checks is servo/check/checks.py's.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -125,15 +126,20 @@ def check_cgroups(sys_root: Path | None, *, pod_uid: str | None = None) -> Check
         status, fix = Status.WARN, "no cpuacct controller: jobs are measured without CPU time"
         detail += "; no cpuacct hierarchy"
     if pod_uid is not None:
-        try:
-            found = find_pod_cgroup(cgroup_root=cgroup_root, pod_uid=pod_uid)
-        except CgroupNotFoundError as e:
-            return CheckResult(
-                name,
-                Status.FAIL,
-                f"{detail}; pod {pod_uid}: not found",
-                fix="is the pod on this node and running? (kubectl get pod -o wide)",
-                notes=e.tried,
-            )
-        detail += f"; pod {pod_uid}: {found.path}"
+        return _with_pod(CheckResult(name, status, detail, fix=fix), cgroup_root, pod_uid)
     return CheckResult(name, status, detail, fix=fix)
+
+
+def _with_pod(layout: CheckResult, cgroup_root: Path, pod_uid: str) -> CheckResult:
+    """The layout's result, with where the monitor would find this pod's cgroup."""
+    try:
+        found = find_pod_cgroup(cgroup_root=cgroup_root, pod_uid=pod_uid)
+    except CgroupNotFoundError as e:
+        return CheckResult(
+            layout.name,
+            Status.FAIL,
+            f"{layout.detail}; pod {pod_uid}: not found",
+            fix="is the pod on this node and running? (kubectl get pod -o wide)",
+            notes=e.tried,
+        )
+    return dataclasses.replace(layout, detail=f"{layout.detail}; pod {pod_uid}: {found.path}")

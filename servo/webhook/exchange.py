@@ -119,18 +119,7 @@ class Exchange:
                     send("DESCRIPTION", build_description(job_container(pod, index), self._ranges))
                     continue
                 if cmd == "ADJUST":
-                    adj = build_adjustment(
-                        pod, reply.get("param"), index=index, ranges=self._ranges
-                    )
-                    log.info(
-                        "adjust asked",
-                        extra={
-                            "status": adj.reply.get("status"),
-                            "reason": adj.reply.get("reason"),
-                        },
-                    )
-                    self._reply_adjustment(send, adj, log)
-                    return (adj, "adjusted") if adj.ok else (None, "no-adjustment")
+                    return self._adjust(send, pod, reply.get("param"), index=index, log=log)
                 if cmd not in ("MEASURE", "SLEEP"):
                     log.warning("backend answered an unknown command", extra={"cmd": str(cmd)})
                 return None, "no-adjustment"
@@ -148,6 +137,24 @@ class Exchange:
                 extra={"status": e.status, "error": str(e)},
             )
             return None, "backend-error"
+
+    def _adjust(
+        self,
+        send: Callable[[str, Any], Any],
+        pod: Mapping[str, Any],
+        param: Any,
+        *,
+        index: int,
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> tuple[Adjustment | None, str]:
+        """The backend's ADJUST: the adjustment (None when refused) and its outcome."""
+        adj = build_adjustment(pod, param, index=index, ranges=self._ranges)
+        log.info(
+            "adjust asked",
+            extra={"status": adj.reply.get("status"), "reason": adj.reply.get("reason")},
+        )
+        self._reply_adjustment(send, adj, log)
+        return (adj, "adjusted") if adj.ok else (None, "no-adjustment")
 
     @staticmethod
     def _reply_adjustment(

@@ -157,23 +157,8 @@ def load_config(environ: Mapping[str, str]) -> Config:
     """Build the Config from `environ`; raise one ConfigError listing every problem."""
     problems: list[str] = []
 
-    uid = (environ.get("OPTUNE_POD_UID") or environ.get("OPTUNE_SELF_ID") or "").strip()
-    cgroup_path = (environ.get("OPTUNE_CGROUP_PATH") or "").strip() or None
-    if not uid:
-        problems.append(
-            "OPTUNE_POD_UID is not set: expected the pod UID "
-            "(env valueFrom fieldRef metadata.uid); OPTUNE_SELF_ID is the older name"
-        )
-    elif cgroup_path is None and not _UID_RE.match(uid):
-        problems.append(f"OPTUNE_POD_UID={uid!r}: expected a pod UID like 3f1c2a4e-...-...")
-
-    stats_url = (environ.get("OPTUNE_STATS_URL") or "").strip() or None
-    if stats_url is None:
-        host = (environ.get("REPORT_TARGET") or environ.get("SELF_IP") or "").strip()
-        stats_url = stats_url_for_host(host) if host else None
-    if stats_url is not None and not _check_url(stats_url):
-        problems.append(f"OPTUNE_STATS_URL={stats_url!r}: expected http(s)://host[:port]/path")
-
+    uid, cgroup_path = _pod_uid(environ, problems)
+    stats_url = _stats_url(environ, problems)
     log_format = environ.get("OPTUNE_LOG_FORMAT", "json").strip().lower()
     if log_format not in LOG_FORMATS:
         problems.append(f"OPTUNE_LOG_FORMAT={log_format!r}: expected one of {LOG_FORMATS}")
@@ -216,6 +201,32 @@ def load_config(environ: Mapping[str, str]) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def _pod_uid(environ: Mapping[str, str], problems: list[str]) -> tuple[str, str | None]:
+    """(the pod UID, the explicit cgroup path or None); a UID is checked unless the path is
+    given (then the UID only names the pod)."""
+    uid = (environ.get("OPTUNE_POD_UID") or environ.get("OPTUNE_SELF_ID") or "").strip()
+    cgroup_path = (environ.get("OPTUNE_CGROUP_PATH") or "").strip() or None
+    if not uid:
+        problems.append(
+            "OPTUNE_POD_UID is not set: expected the pod UID "
+            "(env valueFrom fieldRef metadata.uid); OPTUNE_SELF_ID is the older name"
+        )
+    elif cgroup_path is None and not _UID_RE.match(uid):
+        problems.append(f"OPTUNE_POD_UID={uid!r}: expected a pod UID like 3f1c2a4e-...-...")
+    return uid, cgroup_path
+
+
+def _stats_url(environ: Mapping[str, str], problems: list[str]) -> str | None:
+    """OPTUNE_STATS_URL, else the receiver URL of REPORT_TARGET or SELF_IP, else None."""
+    stats_url = (environ.get("OPTUNE_STATS_URL") or "").strip() or None
+    if stats_url is None:
+        host = (environ.get("REPORT_TARGET") or environ.get("SELF_IP") or "").strip()
+        stats_url = stats_url_for_host(host) if host else None
+    if stats_url is not None and not _check_url(stats_url):
+        problems.append(f"OPTUNE_STATS_URL={stats_url!r}: expected http(s)://host[:port]/path")
+    return stats_url
 
 
 def describe(config: Config) -> dict[str, object]:

@@ -21,7 +21,6 @@ another machine in production; in this process it would compete for the GIL).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing as mp
 import os
 import sys
@@ -31,6 +30,8 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from bench.verdict import verdict
 from servo.core.appid import parse_app_id_query
@@ -90,18 +91,9 @@ def measurement_events(n: int, tag: str) -> list[Event]:
     assert facts is not None
     out = []
     for i in range(n):
-        job = _replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
+        job = msgspec.structs.replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
         out.append(measurement_event(measurement_from_facts(job)))
     return out
-
-
-def _replace(facts: Any, **changes: str) -> Any:
-    """A copy of PodFacts with `changes` (a msgspec Struct now, a dataclass before)."""
-    if dataclasses.is_dataclass(facts):
-        return dataclasses.replace(facts, **changes)
-    import msgspec
-
-    return msgspec.structs.replace(facts, **changes)
 
 
 def config(url_template: str, outbox_dir: str) -> Any:

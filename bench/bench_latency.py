@@ -11,9 +11,9 @@ job pod without a monitor) to the backend receiving that pod's MEASUREMENT.
   stamps each request as it is read.
 - The servo runs in this process, in a thread, as tests/support/harness.py starts it:
   load_config from env (OPTUNE_OUTBOX_DIR a temporary directory, receiver and metrics on
-  127.0.0.1 port 0), Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report,
-  outbox=Outbox(dir))); logging as in production (JSON at INFO) into /dev/null. After each
-  2xx it annotates the pod as reported (a PATCH to the emulator), as in production.
+  127.0.0.1 port 0), Servo(cfg, emu.api_client(), outbox=Outbox(dir)); logging as in
+  production (JSON at INFO) into /dev/null. After each 2xx it annotates the pod as reported
+  (a PATCH to the emulator), as in production.
 
 The emulator is a Python stand-in for the API server: its full garbage collections over its
 growing pod history pause it for 200-400 ms (which stalls the servo's watch stream and the
@@ -218,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kubernetes import client as k8s
 
-    from servo.kube.client import KubeClient
     from servo.report.outbox import Outbox
-    from servo.report.reporter import Reporter
     from servo.run.app import Servo
     from servo.system.config import load_config
     from servo.system.logs import configure_logging
@@ -247,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(env)
         # What KubeEmulator.api_client gives (no token); the emulator runs in the child.
         api = k8s.ApiClient(k8s.Configuration(host=emu_url))
-        servo = Servo(cfg, KubeClient(api), Reporter(cfg.report, outbox=Outbox(tmp)))
+        servo = Servo(cfg, api, outbox=Outbox(tmp))
         seen_at = _stamp_terminated(servo)
         servo_gc = _gc_pauses(freeze=False)
         stop = threading.Event()

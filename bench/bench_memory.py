@@ -29,8 +29,6 @@ from kubernetes import client as k8s  # noqa: E402
 
 from servo.core.podwire import decode_event  # noqa: E402
 from servo.core.tracker import Tracker  # noqa: E402
-from servo.kube.client import KubeClient  # noqa: E402
-from servo.report.reporter import Reporter  # noqa: E402
 from servo.run.app import Servo  # noqa: E402
 from servo.system.config import load_config  # noqa: E402
 from servo.watch.loop import WatchEvent  # noqa: E402
@@ -84,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         "OPTUNE_OUTBOX_DIR": "/tmp",  # unused: no outbox here
     }
     cfg = load_config(env)
-    kube = KubeClient(k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9")))
-    servo = Servo(cfg, kube, Reporter(cfg.report), with_receiver=False)
+    api = k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9"))
+    servo = Servo(cfg, api, with_receiver=False)
     servo.leading.set()
     line = running_line()
     # Warm-up: imports, caches and interned strings the first pods create, in a throw-away

@@ -38,7 +38,7 @@ from servo.core.models import Event  # noqa: E402
 from servo.core.pods import facts_from_pod, measurement_from_facts  # noqa: E402
 from servo.report.outbox import Outbox  # noqa: E402
 from servo.report.reporter import Reporter  # noqa: E402
-from servo.run.app import measurement_event  # noqa: E402
+from servo.run.outlet import measurement_event  # noqa: E402
 from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
 from servo.system.logs import configure_logging  # noqa: E402
 

@@ -47,8 +47,7 @@ from kubernetes import client as k8s  # noqa: E402
 
 from servo.core.tracker import Tracker  # noqa: E402
 from servo.kube.chunked import ChunkedLines  # noqa: E402
-from servo.kube.client import READ_SIZE, KubeClient  # noqa: E402
-from servo.report.reporter import Reporter  # noqa: E402
+from servo.kube.client import READ_SIZE  # noqa: E402
 from servo.run.app import Servo  # noqa: E402
 from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
 from servo.system.logs import configure_logging  # noqa: E402
@@ -274,9 +273,8 @@ def servo_loop(url: str, stream: str, n: int, completions: int) -> float:
     }
     cfg = load_config(env)
     api = k8s.ApiClient(k8s.Configuration(host=url))
-    kube = KubeClient(api)
-    reporter = Reporter(cfg.report)
-    servo = Servo(cfg, kube, reporter, with_receiver=False)
+    servo = Servo(cfg, api, with_receiver=False)
+    kube, reporter = servo.kube, servo.reporter
     servo.leading.set()  # report, as the leader (or without leader election) does
     tracker = Tracker(stats_wait_s=cfg.stats.wait_s)
     stop = threading.Event()

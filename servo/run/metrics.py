@@ -124,9 +124,15 @@ class _NamespaceChildren:
 
 
 class ServoMetrics:
-    """The servo's metrics; `bind` adds the scrape-time view of its state."""
+    """The servo's metrics; `scopes` and `report` give the scrape-time view of its state."""
 
-    def __init__(self, *, per_app: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        per_app: bool = False,
+        scopes: Callable[[], Sequence[ScopeView]] | None = None,
+        report: Callable[[], ReportView] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.jobs_measured = Counter(
@@ -177,11 +183,8 @@ class ServoMetrics:
                 ["app_id", "metric"],
                 registry=r,
             )
-
-    def bind(
-        self, scopes: Callable[[], Sequence[ScopeView]], report: Callable[[], ReportView]
-    ) -> None:
-        self.registry.register(_StateCollector(scopes, report))
+        if scopes is not None and report is not None:
+            r.register(_StateCollector(scopes, report))
 
     def observe(self, m: Measurement) -> None:
         """One measurement queued."""

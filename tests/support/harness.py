@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from servo.kube.client import KubeClient
 from servo.report.outbox import Outbox
-from servo.report.reporter import Reporter
 from servo.run.app import Servo
 from servo.system.config import Config, load_config
 from tests.support.fakes.backend import RecordingBackend
@@ -73,7 +71,7 @@ def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
         cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
         # An outbox only when a test names its directory (OPTUNE_OUTBOX_DIR=...).
         outbox = Outbox(cfg.report.outbox_dir) if "OPTUNE_OUTBOX_DIR" in env else None
-        servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report, outbox=outbox))
+        servo = Servo(cfg, emu.api_client(), outbox=outbox)
         stop = threading.Event()
         thread = threading.Thread(
             target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True

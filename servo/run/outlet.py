@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 
-from servo.core.models import GLOBAL_APP_ID, Event, Measurement
+from servo.core.models import GLOBAL_APP_ID, Event, Measurement, PodRef
 from servo.core.monitor_stats import CHANNEL_MESSAGE
 from servo.report.reporter import Reporter
 from servo.run.metrics import ServoMetrics
@@ -26,8 +26,13 @@ GOODBYE_DEADLINE_S = 5.0
 
 def measurement_event(m: Measurement) -> Event:
     # Stable id (pod uid + event) so a backend can drop a duplicate delivery.
+    job = m.job
     return Event(
-        id=f"{m.job.uid}:MEASUREMENT", event="MEASUREMENT", app_id=m.job.app_id, param=m.to_param()
+        id=f"{job.uid}:MEASUREMENT",
+        event="MEASUREMENT",
+        app_id=job.app_id,
+        param=m.to_param(),
+        pod=PodRef(job.namespace, job.name, job.uid),
     )
 
 

@@ -16,7 +16,6 @@ from servo.core.models import Event, PodFacts
 from servo.core.patches import release_patch, reported_patch
 from servo.core.pods import GUARD_FINALIZER
 from servo.kube.client import KubeClient
-from servo.report.outbox import event_pod
 from servo.system.logs import pod_logger
 
 logger = logging.getLogger(__name__)
@@ -29,16 +28,14 @@ class PodMarks:
     def try_mark_reported(self, event: Event) -> bool:
         """Annotate the pod of a delivered MEASUREMENT; False when the API server refused for
         now (the caller retries: an unmarked pod would be measured again after a restart)."""
-        if event.event != "MEASUREMENT":
-            return True
-        pod = event_pod(event)
-        if pod is None:
+        pod = event.pod
+        if event.event != "MEASUREMENT" or pod is None:
             return True
         try:
             self.kube.patch_pod(
-                pod["namespace"],
-                pod["pod"],
-                reported_patch(pod["uid"], event.id),
+                pod.namespace,
+                pod.name,
+                reported_patch(pod.uid, event.id),
                 content_type="application/merge-patch+json",
             )
         except KubeError as e:
@@ -48,7 +45,7 @@ class PodMarks:
             logger.warning(
                 "could not mark the pod as reported; will retry",
                 extra={
-                    "pod": f"{pod['namespace']}/{pod['pod']}",
+                    "pod": f"{pod.namespace}/{pod.name}",
                     "status": e.status,
                     "error": e.message,
                 },

@@ -69,75 +69,67 @@ class Servo:
         outbox: Outbox | None = None,
         with_receiver: bool = True,
     ) -> None:
-        self.cfg, self.with_receiver = cfg, with_receiver
+        self.cfg = cfg
         # Pods decoded typed (only the fields read) when the app-id path stays within them.
         self.kube = KubeClient(api, whole_pods=not typed_covers(cfg.app_id))
-        self.marks = Marks(PodMarks(self.kube))
+        marks = Marks(PodMarks(self.kube))
         # After a 2xx the pod is annotated, so no later start measures it again.
-        self.reporter = Reporter(cfg.report, outbox=outbox, on_delivered=self.marks.mark_reported)
-        self.book = JobBook()
+        self.reporter = Reporter(cfg.report, outbox=outbox, on_delivered=marks.mark_reported)
+        self.book = book = JobBook()
         # Filled as run() starts them; the probes read them.
         self.scopes: list[Scope] = []
         self.threads: list[threading.Thread] = []
         # Set while this replica reports (always, without leader election).
         self.leading = threading.Event()
-        self.probes = ServoProbes(
-            cfg, self.scopes, self.threads, self.reporter, self.leading, self.book
-        )
+        probes = ServoProbes(cfg, self.scopes, self.threads, self.reporter, self.leading, book)
         self.metrics = ServoMetrics(
-            per_app=cfg.metrics.per_app,
-            scopes=self.probes.scope_views,
-            report=self.probes.report_view,
+            per_app=cfg.metrics.per_app, scopes=probes.scope_views, report=probes.report_view
         )
         self.outlet = Outlet(
             self.reporter,
             self.metrics,
-            self.marks,
+            marks,
             leading=self.leading,
             account=cfg.report.account,
             guarded=cfg.guard.enabled,
         )
-        valve = Valve(self.marks, max_age_s=cfg.guard.max_age_s) if cfg.guard.enabled else None
+        valve = Valve(marks, max_age_s=cfg.guard.max_age_s) if cfg.guard.enabled else None
         self.events = PodEvents(
-            self.book,
+            book,
             self.outlet,
-            self.marks,
+            marks,
             app_id=cfg.app_id,
             monitor_name=cfg.stats.monitor_container,
             stats_wait_s=cfg.stats.wait_s,
             valve=valve,
         )
-        self.timer = WaitTimer(
-            self.book, self.outlet, self.marks, stats_wait_s=cfg.stats.wait_s, valve=valve
-        )
-        self.intake = StatsIntake(
-            self.book,
+        self.timer = WaitTimer(book, self.outlet, marks, stats_wait_s=cfg.stats.wait_s, valve=valve)
+        intake = StatsIntake(
+            book,
             self.metrics,
             self.outlet.report,
             review=lambda token: self.kube.review_token(token, audience=STATS_AUDIENCE),
         )
-        self.servers = Servers(cfg, self.intake.accept, self.metrics.registry, self.probes)
+        self.servers = Servers(
+            cfg, intake.accept, self.metrics.registry, probes, listen=with_receiver
+        )
         # Set once run() has started everything: watches, receiver, metrics and probes.
         self.started = threading.Event()
 
     def run(self, stop: threading.Event, *, grace_s: float = DEFAULT_GRACE_S) -> None:
-        reason = stop.reason if isinstance(stop, StopRequest) else "exit"
         self.reporter.start()
-        if self.with_receiver:
-            self.servers.start_receiver()
+        self.servers.start_receiver()
         elector = self._start_election(stop) if self.cfg.leader.enabled else None
         if elector is None:
             self.outlet.lead()
         timer = self._start_thread(self.timer.run, stop, name="stats-waits")
         for ns in [None] if self.cfg.watch.all_namespaces else list(self.cfg.watch.namespaces):
             self._start_scope(ns, stop)
-        if self.with_receiver:
-            self.servers.start_ops()
+        self.servers.start_ops()
         self.started.set()
         logger.info("servo running", extra={"namespaces": [s.watch.scope for s in self.scopes]})
         stop.wait()
-        if isinstance(stop, StopRequest):
-            reason = stop.reason
+        reason = stop.reason if isinstance(stop, StopRequest) else "exit"
         logger.info("servo stopping", extra={"reason": reason})
         self._shut_down(grace_s, timer=timer, elector=elector, reason=reason)
 

@@ -17,13 +17,22 @@ logger = logging.getLogger(__name__)
 
 class Servers:
     def __init__(
-        self, cfg: Config, accept: Accept, registry: CollectorRegistry, probes: ServoProbes
+        self,
+        cfg: Config,
+        accept: Accept,
+        registry: CollectorRegistry,
+        probes: ServoProbes,
+        *,
+        listen: bool = True,
     ) -> None:
         self._cfg, self._accept, self._registry, self._probes = cfg, accept, registry, probes
+        self._listen = listen  # False: neither is started (the benches drive the servo)
         self.receiver: StatsReceiver | None = None
         self.ops: OpsServer | None = None
 
     def start_receiver(self) -> None:
+        if not self._listen:
+            return
         stats = self._cfg.stats
         receiver = StatsReceiver(self._accept, bind=stats.bind, port=stats.port)
         try:
@@ -39,6 +48,8 @@ class Servers:
         self.receiver = receiver
 
     def start_ops(self) -> None:
+        if not self._listen:
+            return
         cfg = self._cfg.metrics
         ops = OpsServer(
             self._registry,

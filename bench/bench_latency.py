@@ -47,7 +47,6 @@ import psutil
 from kubernetes import client as k8s
 
 from bench.verdict import verdict
-from servo.kube.client import KubeClient
 from servo.report.outbox import Outbox
 from servo.system.config import load_config
 from servo.system.logs import configure_logging
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         api = k8s.ApiClient(k8s.Configuration(host=emu_url))
         seen_at = _stamp_measured()
         servo_gc = _gc_pauses(freeze=False)
-        running = run_in_thread(cfg, KubeClient(api), outbox=Outbox(tmp))
+        running = run_in_thread(cfg, api, outbox=Outbox(tmp))
         assert running.synced(60), "servo never listed pods"
         time.sleep(0.5)  # the watch is open after the list
         print(

@@ -29,8 +29,6 @@ from kubernetes import client as k8s
 from bench.verdict import verdict
 from servo.core.podwire import decode_event
 from servo.core.tracker import Tracker
-from servo.kube.client import KubeClient
-from servo.report.reporter import Reporter
 from servo.system.config import load_config
 from servo.watch.loop import WatchEvent
 from tests.support.jobfeed import JobFeed
@@ -61,7 +59,7 @@ def rss() -> int:
 
 def feed(jobs: JobFeed, tracker: Tracker, line: bytes, first: int, count: int) -> None:
     """Decode and handle `count` distinct pods; nothing of them is kept here."""
-    whole = jobs.whole_pods
+    whole = jobs.kube.whole_pods
     for i in range(first, first + count):
         raw = (
             line.replace(NAME.encode(), b"job-%d" % i)
@@ -85,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "OPTUNE_OUTBOX_DIR": "/tmp",  # unused: no outbox here
     }
     cfg = load_config(env)
-    kube = KubeClient(k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9")))
-    jobs = JobFeed(cfg, kube, Reporter(cfg.report))
+    jobs = JobFeed(cfg, k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9")))
     line = running_line()
     # Warm-up: imports, caches and interned strings the first pods create, in a throw-away
     # tracker, so the measured growth is the tracked pods only.

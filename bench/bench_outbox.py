@@ -39,7 +39,7 @@ from servo.core.models import Event
 from servo.core.pods import facts_from_pod, measurement_from_facts
 from servo.report.outbox import Outbox
 from servo.report.reporter import Reporter
-from servo.run.app import measurement_event
+from servo.run.outlet import measurement_event
 from servo.system.config import DEFAULT_APP_ID, load_config
 from servo.system.logs import configure_logging
 from tests.support.fakes.backend import RecordingBackend

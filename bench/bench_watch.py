@@ -47,8 +47,7 @@ from kubernetes import client as k8s
 
 from bench.verdict import verdict
 from servo.kube.chunked import ChunkedLines
-from servo.kube.client import READ_SIZE, KubeClient
-from servo.report.reporter import Reporter
+from servo.kube.client import READ_SIZE
 from servo.system.config import DEFAULT_APP_ID, load_config
 from servo.system.logs import configure_logging
 from servo.watch.loop import PodWatch
@@ -277,9 +276,8 @@ def servo_loop(url: str, stream: str, n: int, completions: int) -> float:
     }
     cfg = load_config(env)
     api = k8s.ApiClient(k8s.Configuration(host=url))
-    kube = KubeClient(api)
-    reporter = Reporter(cfg.report)
-    feed = JobFeed(cfg, kube, reporter)
+    feed = JobFeed(cfg, api)
+    kube, reporter = feed.kube, feed.reporter
     tracker = feed.tracker()
     stop = threading.Event()
     watch = PodWatch(kube, stream, cfg.watch, stop)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import threading
 
-from servo.core.podwire import typed_covers
+from kubernetes.client import ApiClient
+
 from servo.core.tracker import Tracker
 from servo.kube.client import KubeClient
 from servo.report.reporter import Reporter
@@ -19,13 +20,21 @@ from servo.watch.loop import WatchEvent
 class JobFeed:
     """Watch events in, the tracker's due measurements queued on `reporter` (not sent)."""
 
-    def __init__(self, cfg: Config, kube: KubeClient, reporter: Reporter) -> None:
+    def __init__(self, cfg: Config, api: ApiClient) -> None:
         self._cfg = cfg
-        self._servo = Servo(cfg, kube, reporter, with_receiver=False)
+        self._servo = Servo(cfg, api, with_receiver=False)
         self._servo.leading.set()  # report, as the leader (or without leader election) does
         self._stop = threading.Event()
-        # Whether pods must be decoded whole for this app-id query (as the servo decides).
-        self.whole_pods = not typed_covers(cfg.app_id)
+
+    @property
+    def kube(self) -> KubeClient:
+        """The API client the servo built (it decides whether pods are decoded whole)."""
+        return self._servo.kube
+
+    @property
+    def reporter(self) -> Reporter:
+        """The servo's reporter (its workers are not started: events wait in its queue)."""
+        return self._servo.reporter
 
     def tracker(self) -> Tracker:
         """A new tracker as the servo makes one per watched scope."""

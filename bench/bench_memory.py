@@ -2,12 +2,15 @@
 
 In this fresh process: decode 20,000 distinct running Job pods (the realistic fixture with
 managedFields, ~14 KB of JSON each) through the servo's typed decoder (`decode_event` with
-`decoder_for(<default app id query>)`), hand each to `Servo.handle` with a real `Tracker`, and
+`decoder_for(<default app id query>)`), hand each to the servo's per-event handling
+(`Servo.handle`, through tests/support/jobfeed.py) with a real `Tracker`, and
 drop the pod at once, so only the tracker's records stay. RSS (psutil) is read after a
 `gc.collect()` before and after; tracemalloc, started after the warm-up, gives the bytes still
 allocated by a second tracker of as many pods (its records plus what the servo keeps beside them).
 
-    python bench/bench_memory.py [--pods 20000]
+    python -m bench.bench_memory [--pods 20000] [--smoke]
+
+`--smoke` (CI): 500 pods; the figures printed, no target checked.
 """
 
 from __future__ import annotations
@@ -17,25 +20,21 @@ import copy
 import gc
 import json
 import sys
-import threading
 import tracemalloc
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import psutil
+from kubernetes import client as k8s
 
-import psutil  # noqa: E402
-from kubernetes import client as k8s  # noqa: E402
+from bench.verdict import verdict
+from servo.core.podwire import decode_event
+from servo.core.tracker import Tracker
+from servo.system.config import load_config
+from servo.watch.loop import WatchEvent
+from tests.support.jobfeed import JobFeed
 
-from servo.core.podwire import decode_event  # noqa: E402
-from servo.core.tracker import Tracker  # noqa: E402
-from servo.kube.client import KubeClient  # noqa: E402
-from servo.report.reporter import Reporter  # noqa: E402
-from servo.run.app import Servo  # noqa: E402
-from servo.system.config import load_config  # noqa: E402
-from servo.watch.loop import WatchEvent  # noqa: E402
-
-FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "support" / "data" / "job-pod.json"
+SMOKE_PODS = 500
 TARGET_BYTES = 1024
 NAME, UID, RV = "@@NAME@@", "@@UID@@", "@@RV@@"
 
@@ -58,10 +57,9 @@ def rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def feed(servo: Servo, tracker: Tracker, line: bytes, first: int, count: int) -> None:
+def feed(jobs: JobFeed, tracker: Tracker, line: bytes, first: int, count: int) -> None:
     """Decode and handle `count` distinct pods; nothing of them is kept here."""
-    stop = threading.Event()
-    whole = servo.kube.whole_pods
+    whole = jobs.kube.whole_pods
     for i in range(first, first + count):
         raw = (
             line.replace(NAME.encode(), b"job-%d" % i)
@@ -70,38 +68,37 @@ def feed(servo: Servo, tracker: Tracker, line: bytes, first: int, count: int) ->
         )
         line_ = decode_event(raw, whole=whole)
         assert line_.pod is not None
-        servo.handle(tracker, WatchEvent(line_.type, line_.pod, line_.doc), stop)
+        jobs.handle(tracker, WatchEvent(line_.type, line_.pod, line_.doc))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=20_000)
+    parser.add_argument("--smoke", action="store_true", help="CI: small, no target")
     args = parser.parse_args(argv)
-    n = args.pods
+    n = SMOKE_PODS if args.smoke else args.pods
     env = {
         "OPTUNE_URL": "http://127.0.0.1:9/accounts/{acct}/applications/{app_id}/servo",
         "OPTUNE_ACCOUNT": "bench",
         "OPTUNE_OUTBOX_DIR": "/tmp",  # unused: no outbox here
     }
     cfg = load_config(env)
-    kube = KubeClient(k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9")))
-    servo = Servo(cfg, kube, Reporter(cfg.report), with_receiver=False)
-    servo.leading.set()
+    jobs = JobFeed(cfg, k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9")))
     line = running_line()
     # Warm-up: imports, caches and interned strings the first pods create, in a throw-away
     # tracker, so the measured growth is the tracked pods only.
-    feed(servo, Tracker(), line, 10**9, 500)
-    tracker = Tracker(stats_wait_s=cfg.stats.wait_s)
+    feed(jobs, jobs.tracker(), line, 10**9, 500)
+    tracker = jobs.tracker()
     before = rss()
-    feed(servo, tracker, line, 0, n)
+    feed(jobs, tracker, line, 0, n)
     after = rss()
     # A second tracker of as many pods under tracemalloc (its own bookkeeping would inflate
     # the RSS figure, so it is not running during the first pass).
-    second = Tracker(stats_wait_s=cfg.stats.wait_s)
+    second = jobs.tracker()
     gc.collect()
     tracemalloc.start()
     snap0 = tracemalloc.take_snapshot()
-    feed(servo, second, line, n, n)
+    feed(jobs, second, line, n, n)
     gc.collect()
     snap1 = tracemalloc.take_snapshot()
     traced = sum(s.size_diff for s in snap1.compare_to(snap0, "filename"))
@@ -120,10 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         f"tracemalloc, still allocated by the tracked pods: {traced / 2**20:.2f} MiB = "
         f"{per_pod_traced:,.0f} B/pod"
     )
-    verdict = "PASS" if per_pod_rss <= TARGET_BYTES else "MISS"
+    summary = verdict(per_pod_rss <= TARGET_BYTES, smoke=args.smoke)
     print(
         f"RSS growth per tracked pod ({n:,} pods) | <= 1 KiB | {per_pod_rss:,.0f} B "
-        f"(tracemalloc {per_pod_traced:,.0f} B) | {verdict}"
+        f"(tracemalloc {per_pod_traced:,.0f} B) | {summary}"
     )
     return 0
 

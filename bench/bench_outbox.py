@@ -13,13 +13,14 @@
 The backend is tests/support/fakes/backend.RecordingBackend on 127.0.0.1, in a child process (it is
 another machine in production; in this process it would compete for the GIL).
 
-    python bench/bench_outbox.py [--put-events 5000] [--backlog 10000]
+    python -m bench.bench_outbox [--put-events 5000] [--backlog 10000] [--smoke]
+
+`--smoke` (CI): 200 events written, a backlog of 300; the figures printed, no target checked.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import multiprocessing as mp
 import os
 import sys
@@ -30,29 +31,28 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import msgspec
 
-from servo.core.appid import parse_app_id_query  # noqa: E402
-from servo.core.models import Event  # noqa: E402
-from servo.core.pod_measurement import measurement_from_facts  # noqa: E402
-from servo.core.pods import facts_from_pod  # noqa: E402
-from servo.report.outbox import Outbox  # noqa: E402
-from servo.report.reporter import Reporter  # noqa: E402
-from servo.run.app import measurement_event  # noqa: E402
-from servo.system.config import DEFAULT_APP_ID, load_config  # noqa: E402
-from servo.system.logs import configure_logging  # noqa: E402
+from bench.verdict import verdict
+from servo.core.appid import parse_app_id_query
+from servo.core.models import Event
+from servo.core.pod_measurement import measurement_from_facts
+from servo.core.pods import facts_from_pod
+from servo.report.outbox import Outbox
+from servo.report.reporter import Reporter
+from servo.run.outlet import measurement_event
+from servo.system.config import DEFAULT_APP_ID, load_config
+from servo.system.logs import configure_logging
+from tests.support.fakes.backend import RecordingBackend
 
-FIXTURE = REPO / "tests" / "support" / "data" / "job-pod.json"
+FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "support" / "data" / "job-pod.json"
+SMOKE_PUT_EVENTS, SMOKE_BACKLOG = 200, 300
 TARGET_PUT_RATE = 2000.0
 TARGET_DRAIN_S = 30.0
 
 
 def _backend_child(conn: Connection) -> None:
     """Run a RecordingBackend until told to stop; report how many events it accepted."""
-    sys.path.insert(0, str(REPO))
-    from tests.support.fakes.backend import RecordingBackend
-
     with RecordingBackend() as backend:
         conn.send(backend.url_template())
         conn.recv()  # "count?" or "stop"
@@ -92,18 +92,9 @@ def measurement_events(n: int, tag: str) -> list[Event]:
     assert facts is not None
     out = []
     for i in range(n):
-        job = _replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
+        job = msgspec.structs.replace(facts, uid=f"{tag}-{i:08d}", name=f"job-{tag}-{i}")
         out.append(measurement_event(measurement_from_facts(job)))
     return out
-
-
-def _replace(facts: Any, **changes: str) -> Any:
-    """A copy of PodFacts with `changes` (a msgspec Struct now, a dataclass before)."""
-    if dataclasses.is_dataclass(facts):
-        return dataclasses.replace(facts, **changes)
-    import msgspec
-
-    return msgspec.structs.replace(facts, **changes)
 
 
 def config(url_template: str, outbox_dir: str) -> Any:
@@ -174,7 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-logging", action="store_true", help="leave logging unconfigured (WARNING)"
     )
+    parser.add_argument("--smoke", action="store_true", help="CI: small, no target")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.put_events, args.backlog = SMOKE_PUT_EVENTS, SMOKE_BACKLOG
     if not args.no_logging:
         # As in production: JSON lines at INFO (a "report sent" line per event), to /dev/null.
         configure_logging(debug=0, fmt="json", stream=open(os.devnull, "w"))  # noqa: SIM115
@@ -205,12 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     drain_ok = seconds < TARGET_DRAIN_S
     print(
         f"outbox durable writes | >= {TARGET_PUT_RATE:,.0f}/s | put {rate:,.0f}/s, submit "
-        f"{sub:,.0f}/s | {'PASS' if put_ok else 'MISS'}"
+        f"{sub:,.0f}/s | {verdict(put_ok, smoke=args.smoke)}"
     )
-    verdict = "PASS" if drain_ok else "MISS"
     print(
         f"outbox backlog of {args.backlog:,} drained | < {TARGET_DRAIN_S:.0f} s | "
-        f"{seconds:.1f} s ({sent / seconds:,.0f}/s) | {verdict}"
+        f"{seconds:.1f} s ({sent / seconds:,.0f}/s) | {verdict(drain_ok, smoke=args.smoke)}"
     )
     return 0
 

@@ -100,13 +100,24 @@ class Measurement(msgspec.Struct, frozen=True, gc=False):
 
 
 @dataclass(frozen=True, slots=True)
+class PodRef:
+    """The pod a MEASUREMENT is of: what its reported annotation is patched onto."""
+
+    namespace: str
+    name: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One protocol call: POST {"id", "event", "param"} to the URL of `app_id`."""
+    """One protocol call: POST {"id", "event", "param"} to the URL of `app_id`; `pod` (not
+    sent) names the pod it measures, from the measurement to the annotation."""
 
     id: str
     event: str
     app_id: str
     param: Any
+    pod: PodRef | None = None
 
     def body(self) -> dict[str, Any]:
         return {"id": self.id, "event": self.event, "param": self.param}

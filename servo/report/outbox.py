@@ -25,11 +25,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-from servo.core.models import Event
+from servo.core.models import Event, PodRef
 from servo.system.safefile import PRIVATE_DIR, ensure_private_file
 
 SCHEMA = """
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_at    REAL NOT NULL,   -- not to be sent before this
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
-    delivered_at REAL           -- NULL: waiting; else a tombstone (delivered then)
+    delivered_at REAL,          -- NULL: waiting; else a tombstone (delivered then)
+    pod        TEXT             -- JSON [namespace, name, uid] of a MEASUREMENT's pod
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (delivered_at, next_at);
 """
@@ -91,16 +92,20 @@ class Outbox:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+            if "pod" not in columns:  # a file from before the pod column: its rows have none
+                self._db.execute("ALTER TABLE outbox ADD COLUMN pod TEXT")
 
     def put(self, event: Event, now_s: float) -> bool:
         """Store an event durably; False when an event with its id is already waiting, or was
         delivered within the tombstone period."""
         param = json.dumps(event.param, separators=(",", ":"))
+        pod = None if event.pod is None else json.dumps(astuple(event.pod))
         with self._lock:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (event_id, event, app_id, param, created_at,"
-                " next_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (event.id, event.event, event.app_id, param, now_s, now_s),
+                " next_at, pod) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event.id, event.event, event.app_id, param, now_s, now_s, pod),
             )
             return cur.rowcount == 1
 
@@ -123,16 +128,13 @@ class Outbox:
         with self._lock:
             self._flush_acks()
             rows = self._db.execute(
-                "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
+                "SELECT event_id, event, app_id, param, created_at, attempts, pod FROM outbox"
                 " WHERE delivered_at IS NULL AND next_at <= ?"
                 " AND event_id NOT IN (SELECT value FROM json_each(?))"
                 " ORDER BY next_at, created_at LIMIT ?",
                 (now_s, json.dumps(list(skip)), limit),
             ).fetchall()
-        return [
-            Pending(Event(id=i, event=n, app_id=a, param=_loads(p)), c, t)
-            for i, n, a, p, c, t in rows
-        ]
+        return [_pending(row) for row in rows]
 
     def delivered(self, event_id: str, now_s: float) -> None:
         """Sent: keep only a tombstone, so the same event put again is not sent again.
@@ -205,14 +207,11 @@ class Outbox:
         with self._lock:
             self._flush_acks()
             rows = self._db.execute(
-                "SELECT event_id, event, app_id, param, created_at, attempts FROM outbox"
+                "SELECT event_id, event, app_id, param, created_at, attempts, pod FROM outbox"
                 " WHERE delivered_at IS NULL AND created_at < ? ORDER BY created_at LIMIT ?",
                 (cutoff_s, limit),
             ).fetchall()
-        return [
-            Pending(Event(id=i, event=n, app_id=a, param=_loads(p)), c, t)
-            for i, n, a, p, c, t in rows
-        ]
+        return [_pending(row) for row in rows]
 
     def depth(self) -> int:
         with self._lock:
@@ -247,6 +246,24 @@ def _private_files(path: Path) -> None:
             ensure_private_file(side)
 
 
+def _pending(row: tuple[Any, ...]) -> Pending:
+    event_id, name, app_id, param_text, created_at, attempts, pod_text = row
+    param = _loads(param_text)
+    event = Event(event_id, name, app_id, param, _pod_ref(pod_text, param))
+    return Pending(event, created_at, attempts)
+
+
+def _pod_ref(pod_text: str | None, param: Any) -> PodRef | None:
+    """The row's pod; a row put before the pod column names it in its base annotations."""
+    if pod_text is None:
+        old = _annotated_pod(param)
+        return None if old is None else PodRef(old["namespace"], old["pod"], old["uid"])
+    fields = _loads(pod_text)
+    if isinstance(fields, list) and len(fields) == 3 and all(isinstance(f, str) for f in fields):
+        return PodRef(*fields)
+    return None
+
+
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
@@ -254,10 +271,9 @@ def _loads(text: str) -> Any:
         return None
 
 
-def event_pod(event: Event) -> Mapping[str, str] | None:
+def _annotated_pod(param: Any) -> Mapping[str, str] | None:
     """namespace, pod and uid a MEASUREMENT names (its base annotations), else None."""
-    param = event.param if isinstance(event.param, Mapping) else {}
-    ann = param.get("annotations")
+    ann = param.get("annotations") if isinstance(param, Mapping) else None
     if not isinstance(ann, Mapping):
         return None
     keys = ("namespace", "pod", "uid")

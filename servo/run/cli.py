@@ -1,5 +1,5 @@
-"""`servo run` start-up: configuration (exit 2 on problems), logging, the kube client, the
-outbox, the reporter and the run loop, and the signals that stop it."""
+"""`servo run` start-up: configuration (exit 2 on problems), logging, the API client, the
+outbox and the run loop, and the signals that stop it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import argparse
 import logging
 import signal
 import sqlite3
-import threading
 from collections.abc import Mapping
 from types import FrameType
 
@@ -30,10 +29,9 @@ def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     logger.info("servo starting", extra={"version": __version__, "config": cfg.masked()})
 
     # Imported late: the kubernetes client is slow to import, and a config error needs none.
-    from servo.kube.client import KubeClient, load_api_client
+    from servo.kube.client import load_api_client
     from servo.report.outbox import Outbox
-    from servo.report.reporter import Reporter
-    from servo.run.app import Servo
+    from servo.run.app import Servo, StopRequest
 
     try:
         api = load_api_client(cfg.kubeconfig, environ)
@@ -48,15 +46,12 @@ def run_daemon(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         why = f"{where}: cannot keep the outbox there ({e}); point it at a writable volume"
         print_config_error(ConfigError([why]))
         return EXIT_CONFIG
-    stop = threading.Event()
-    reporter = Reporter(cfg.report, outbox=outbox)
-    servo = Servo(cfg, KubeClient(api), reporter)
+    stop = StopRequest()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        servo.stop_reason = signal.Signals(signum).name
-        stop.set()
+        stop.request(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    servo.run(stop)
+    Servo(cfg, api, outbox=outbox).run(stop)
     return 0

@@ -52,6 +52,33 @@ class ReportView:
     outbox_oldest_age_s: float | None
 
 
+# Per scope (label: namespace): read from the views at scrape time.
+_SCOPE_FAMILIES: list[tuple[str, str, str, Callable[[ScopeView], float]]] = [
+    ("counter", "servo_jobs_seen", "Job pods seen", lambda v: v.jobs_seen),
+    (
+        "counter",
+        "servo_watch_lists",
+        "Full lists of pods (first and after 410)",
+        lambda v: v.lists,
+    ),
+    ("counter", "servo_watch_restarts", "Watch streams opened", lambda v: v.watches),
+    ("counter", "servo_watch_expired", "Watches ended by 410 Gone", lambda v: v.expired),
+    (
+        "counter",
+        "servo_watch_errors",
+        "List/watch failures (connection, 5xx, 401/403)",
+        lambda v: v.errors,
+    ),
+    ("gauge", "servo_jobs_running", "Job pods tracked, not finished", lambda v: v.pending),
+    (
+        "gauge",
+        "servo_jobs_awaiting_stats",
+        "Finished jobs waiting for monitor stats",
+        lambda v: v.awaiting_stats,
+    ),
+]
+
+
 class _StateCollector(Collector):
     """Reads the servo's own counters when Prometheus scrapes."""
 
@@ -63,31 +90,7 @@ class _StateCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         views = self._scopes()
-        families: list[tuple[str, str, str, Callable[[ScopeView], float]]] = [
-            ("counter", "servo_jobs_seen", "Job pods seen", lambda v: v.jobs_seen),
-            (
-                "counter",
-                "servo_watch_lists",
-                "Full lists of pods (first and after 410)",
-                lambda v: v.lists,
-            ),
-            ("counter", "servo_watch_restarts", "Watch streams opened", lambda v: v.watches),
-            ("counter", "servo_watch_expired", "Watches ended by 410 Gone", lambda v: v.expired),
-            (
-                "counter",
-                "servo_watch_errors",
-                "List/watch failures (connection, 5xx, 401/403)",
-                lambda v: v.errors,
-            ),
-            ("gauge", "servo_jobs_running", "Job pods tracked, not finished", lambda v: v.pending),
-            (
-                "gauge",
-                "servo_jobs_awaiting_stats",
-                "Finished jobs waiting for monitor stats",
-                lambda v: v.awaiting_stats,
-            ),
-        ]
-        for kind, name, doc, read in families:
+        for kind, name, doc, read in _SCOPE_FAMILIES:
             family: CounterMetricFamily | GaugeMetricFamily = (
                 CounterMetricFamily(name, doc, labels=["namespace"])
                 if kind == "counter"
@@ -96,22 +99,23 @@ class _StateCollector(Collector):
             for v in views:
                 family.add_metric([v.namespace], read(v))
             yield family
-        r = self._report()
-        reports = CounterMetricFamily(
-            "servo_reports", "Events by what became of them", labels=["result"]
+        yield from _report_families(self._report())
+
+
+def _report_families(r: ReportView) -> Iterator[Metric]:
+    reports = CounterMetricFamily(
+        "servo_reports", "Events by what became of them", labels=["result"]
+    )
+    for result in ("sent", "failed", "lost", "expired", "postponed"):
+        reports.add_metric([result], getattr(r, result))
+    yield reports
+    if r.outbox_depth is not None:
+        yield GaugeMetricFamily("servo_outbox_depth", "Events in the outbox", value=r.outbox_depth)
+        yield GaugeMetricFamily(
+            "servo_outbox_oldest_age_seconds",
+            "Age of the oldest event in the outbox (0 when empty)",
+            value=r.outbox_oldest_age_s or 0.0,
         )
-        for result in ("sent", "failed", "lost", "expired", "postponed"):
-            reports.add_metric([result], getattr(r, result))
-        yield reports
-        if r.outbox_depth is not None:
-            yield GaugeMetricFamily(
-                "servo_outbox_depth", "Events in the outbox", value=r.outbox_depth
-            )
-            yield GaugeMetricFamily(
-                "servo_outbox_oldest_age_seconds",
-                "Age of the oldest event in the outbox (0 when empty)",
-                value=r.outbox_oldest_age_s or 0.0,
-            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +128,15 @@ class _NamespaceChildren:
 
 
 class ServoMetrics:
-    """The servo's metrics; `bind` adds the scrape-time view of its state."""
+    """The servo's metrics; `scopes` and `report` give the scrape-time view of its state."""
 
-    def __init__(self, *, per_app: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        per_app: bool = False,
+        scopes: Callable[[], Sequence[ScopeView]] | None = None,
+        report: Callable[[], ReportView] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.jobs_measured = Counter(
@@ -135,26 +145,20 @@ class ServoMetrics:
             ["namespace", "outcome"],
             registry=r,
         )
-        self.job_duration = Histogram(
-            "servo_job_duration_seconds",
-            "Run time of measured jobs",
-            ["namespace"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
+        self.job_duration = _by_namespace(
+            r, "servo_job_duration_seconds", "Run time of measured jobs", DURATION_BUCKETS
         )
-        self.job_cpu = Histogram(
+        self.job_cpu = _by_namespace(
+            r,
             "servo_job_cpu_seconds",
             "CPU time of measured jobs (with a monitor)",
-            ["namespace"],
-            buckets=DURATION_BUCKETS,
-            registry=r,
+            DURATION_BUCKETS,
         )
-        self.job_memory = Histogram(
+        self.job_memory = _by_namespace(
+            r,
             "servo_job_max_memory_bytes",
             "Peak memory of measured jobs (with a monitor)",
-            ["namespace"],
-            buckets=MEMORY_BUCKETS,
-            registry=r,
+            MEMORY_BUCKETS,
         )
         self.stats_wait = Histogram(
             "servo_stats_wait_seconds",
@@ -177,11 +181,8 @@ class ServoMetrics:
                 ["app_id", "metric"],
                 registry=r,
             )
-
-    def bind(
-        self, scopes: Callable[[], Sequence[ScopeView]], report: Callable[[], ReportView]
-    ) -> None:
-        self.registry.register(_StateCollector(scopes, report))
+        if scopes is not None and report is not None:
+            r.register(_StateCollector(scopes, report))
 
     def observe(self, m: Measurement) -> None:
         """One measurement queued."""
@@ -214,6 +215,12 @@ class ServoMetrics:
         self.stats_received.labels(channel).inc()
         if waited_s is not None:
             self.stats_wait.observe(max(0.0, waited_s))
+
+
+def _by_namespace(
+    registry: CollectorRegistry, name: str, doc: str, buckets: Sequence[float]
+) -> Histogram:
+    return Histogram(name, doc, ["namespace"], buckets=buckets, registry=registry)
 
 
 def _finite(value: float) -> float | None:

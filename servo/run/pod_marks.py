@@ -1,20 +1,21 @@
 """Marks the servo leaves on pods: the reported annotation and the guard finalizer's removal.
 
-Both are patches through the kube client; what the patches say is pure (core/patches.py). A pod
-that is gone, or was replaced by another of the same name, needs no mark: those answers are
-quiet; anything else is a WARNING and the next event or restart tries again.
+`PodMarks` tries each once through the kube client (what the patches say is pure:
+core/patches.py); `Marks` keeps the ones the API server refused for now and tries them again
+(no event may come for that pod). A pod that is gone, or was replaced by another of the same
+name, needs no mark: those answers are quiet; anything else is a WARNING.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from servo.core.errors import KubeError
 from servo.core.models import Event, PodFacts
 from servo.core.patches import release_patch, reported_patch
 from servo.core.pods import GUARD_FINALIZER
 from servo.kube.client import KubeClient
-from servo.report.outbox import event_pod
 from servo.system.logs import pod_logger
 
 logger = logging.getLogger(__name__)
@@ -24,19 +25,17 @@ class PodMarks:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def mark_reported(self, event: Event) -> bool:
+    def try_mark_reported(self, event: Event) -> bool:
         """Annotate the pod of a delivered MEASUREMENT; False when the API server refused for
         now (the caller retries: an unmarked pod would be measured again after a restart)."""
-        if event.event != "MEASUREMENT":
-            return True
-        pod = event_pod(event)
-        if pod is None:
+        pod = event.pod
+        if event.event != "MEASUREMENT" or pod is None:
             return True
         try:
             self.kube.patch_pod(
-                pod["namespace"],
-                pod["pod"],
-                reported_patch(pod["uid"], event.id),
+                pod.namespace,
+                pod.name,
+                reported_patch(pod.uid, event.id),
                 content_type="application/merge-patch+json",
             )
         except KubeError as e:
@@ -46,7 +45,7 @@ class PodMarks:
             logger.warning(
                 "could not mark the pod as reported; will retry",
                 extra={
-                    "pod": f"{pod['namespace']}/{pod['pod']}",
+                    "pod": f"{pod.namespace}/{pod.name}",
                     "status": e.status,
                     "error": e.message,
                 },
@@ -54,7 +53,7 @@ class PodMarks:
             return False
         return True
 
-    def release(self, facts: PodFacts, why: str) -> bool:
+    def try_release(self, facts: PodFacts, why: str) -> bool:
         """Remove the guard finalizer (the measurement is in the outbox, or the valve opened).
         A concurrent change to the finalizers fails the patch's test: read again, retry.
         False when it could not be done now (the caller retries later)."""
@@ -90,3 +89,42 @@ class PodMarks:
             return False
         pod_logger(logger, facts).warning("guard finalizer kept changing; will retry")
         return False
+
+
+class Marks:
+    """The marks to leave, each tried until done: `retry_refused` tries the refused ones again."""
+
+    def __init__(self, pods: PodMarks) -> None:
+        self._pods = pods
+        self._lock = threading.Lock()  # fed by report workers, watch threads and the timer
+        # Guarded pods whose finalizer could not be removed yet (API errors).
+        self._to_release: dict[str, PodFacts] = {}
+        # Delivered measurements whose pod could not be annotated yet.
+        self._to_mark: dict[str, Event] = {}
+
+    def mark_reported(self, event: Event) -> None:
+        """After a 2xx for a MEASUREMENT: annotate the pod, so no later start measures it."""
+        done = self._pods.try_mark_reported(event)
+        with self._lock:
+            if done:
+                self._to_mark.pop(event.id, None)
+            else:
+                self._to_mark[event.id] = event
+
+    def release(self, facts: PodFacts, why: str) -> None:
+        """Remove the guard finalizer (measured, or the safety valve opened)."""
+        done = self._pods.try_release(facts, why)
+        with self._lock:
+            if done:
+                self._to_release.pop(facts.uid, None)
+            else:
+                self._to_release[facts.uid] = facts
+
+    def retry_refused(self) -> None:
+        with self._lock:
+            releases = list(self._to_release.values())
+            unmarked = list(self._to_mark.values())
+        for facts in releases:
+            self.release(facts, "measured (retry)")
+        for event in unmarked:
+            self.mark_reported(event)

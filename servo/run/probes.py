@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from servo.report.reporter import Reporter
+from servo.run.jobs import JobBook
 from servo.run.metrics import ReportView, ScopeView, age_s
 from servo.system.config import Config
 
@@ -26,11 +27,11 @@ class ServoProbes:
         threads: list[threading.Thread],
         reporter: Reporter,
         leading: threading.Event,
-        lock: threading.Lock,
+        book: JobBook,
     ) -> None:
         # The servo's own list objects: they fill as it starts.
         self.cfg, self.scopes, self._threads = cfg, scopes, threads
-        self.reporter, self.leading, self._lock = reporter, leading, lock
+        self.reporter, self.leading, self._book = reporter, leading, book
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         """Alive: every watch loop, the stats timer and the report workers still run."""
@@ -59,20 +60,20 @@ class ServoProbes:
         return ok and role == "leader", {"scopes": scopes, "role": role}
 
     def scope_views(self) -> list[ScopeView]:
-        with self._lock:
-            return [
-                ScopeView(
-                    namespace=s.watch.scope,
-                    jobs_seen=s.tracker.seen,
-                    lists=s.watch.stats.lists,
-                    watches=s.watch.stats.watches,
-                    expired=s.watch.stats.expired,
-                    errors=s.watch.stats.errors,
-                    pending=len(s.tracker.pending),
-                    awaiting_stats=len(s.tracker.awaiting),
-                )
-                for s in self.scopes
-            ]
+        return [self._view(s) for s in self.scopes]
+
+    def _view(self, s: Scope) -> ScopeView:
+        sizes = self._book.sizes(s.tracker)
+        return ScopeView(
+            namespace=s.watch.scope,
+            jobs_seen=sizes.seen,
+            lists=s.watch.stats.lists,
+            watches=s.watch.stats.watches,
+            expired=s.watch.stats.expired,
+            errors=s.watch.stats.errors,
+            pending=sizes.pending,
+            awaiting_stats=sizes.awaiting,
+        )
 
     def report_view(self) -> ReportView:
         c = self.reporter.counts

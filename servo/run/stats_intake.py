@@ -5,7 +5,7 @@ A POST counts only with the monitor's projected service-account token (audience
 STATS_AUDIENCE, mounted into the monitor container alone): a TokenReview says which pod it was
 issued for, and that must be the pod the stats are for. The pod IP proves nothing (the job
 container shares it). Accepted stats are only held by the tracker (the termination message
-wins); a measurement they complete goes to `send`. receiver.py owns the HTTP side.
+wins); a measurement they complete goes to `report`. receiver.py owns the HTTP side.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from servo.core.errors import KubeError
 from servo.core.models import Measurement, PodFacts
 from servo.core.monitor_stats import MonitorStats
-from servo.core.tracker import StatsVerdict, Tracker
+from servo.core.tracker import StatsVerdict
 from servo.kube.client import TokenIdentity
+from servo.run.jobs import JobBook
 from servo.run.metrics import ServoMetrics
 from servo.run.receiver import Answer
 from servo.system.logs import pod_logger
@@ -49,31 +50,27 @@ def refusal(identity: TokenIdentity, facts: PodFacts) -> str:
 
 
 class StatsIntake:
-    """`accept` is the stats receiver's handler; the trackers are read under `lock`."""
+    """`accept` is the stats receiver's handler; the trackers are read through the book."""
 
     def __init__(
         self,
-        trackers: Callable[[], Sequence[Tracker]],
-        lock: threading.Lock,
+        book: JobBook,
         metrics: ServoMetrics,
-        send: Callable[[Measurement], None],
+        report: Callable[[Measurement], None],
         *,
         review: Review,
         max_reviews: int = MAX_REVIEWS,
     ) -> None:
-        self._trackers = trackers
-        self._lock = lock
+        self._book = book
         self._metrics = metrics
-        self._send = send
+        self._report = report
         self._review = review
         self._reviews = threading.BoundedSemaphore(max_reviews)
 
     def _find(self, uid: str) -> tuple[PodFacts | None, Answer | None]:
-        with self._lock:
-            trackers = self._trackers()
-            facts = next((f for t in trackers if (f := t.job(uid)) is not None), None)
-            if facts is None and any(uid in t.reported for t in trackers):
-                return None, Answer(200, "already measured")
+        facts, measured = self._book.find(uid)
+        if measured:
+            return None, Answer(200, "already measured")
         if facts is None:
             return None, Answer(404, f"no job pod with uid {uid} is being measured")
         return facts, None
@@ -105,21 +102,14 @@ class StatsIntake:
                 "stats refused", extra={"why": why, "client": client_ip}
             )
             return Answer(403, why)
-        with self._lock:
-            tracker = next((t for t in self._trackers() if t.job(uid)), None)
-            if tracker is None:
-                return Answer(200, "already measured")
-            waiting = tracker.awaiting.get(uid)
-            waited = (
-                time.monotonic() - (waiting.deadline_s - tracker.stats_wait_s)
-                if waiting is not None
-                else None
-            )
-            verdict, due = tracker.post_arrived(uid, stats, received_s=received_s)
-        self._metrics.stats_arrived(stats.channel, waited)
+        outcome = self._book.post_arrived(uid, stats, received_s=received_s, now_s=time.monotonic())
+        if outcome is None:
+            return Answer(200, "already measured")
+        verdict = outcome.verdict
+        self._metrics.stats_arrived(stats.channel, outcome.waited_s)
         pod_logger(logger, facts).info(
             "stats received", extra={"channel": stats.channel, "verdict": str(verdict)}
         )
-        if due is not None:
-            self._send(due)
+        if outcome.due is not None:
+            self._report(outcome.due)
         return Answer(_STATUS[verdict], str(verdict))

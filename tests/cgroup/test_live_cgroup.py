@@ -96,7 +96,7 @@ def test_tree_is_removed_afterwards() -> None:
 @v1
 def test_bench_accuracy_quick_prints_its_table() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "bench_accuracy.py"), "--quick"],
+        [sys.executable, "-m", "bench.bench_accuracy", "--quick"],
         cwd=REPO,
         capture_output=True,
         text=True,

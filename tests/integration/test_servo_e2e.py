@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from servo.kube.client import KubeClient
-from servo.report.reporter import Reporter
 from servo.run.app import Servo
 from servo.system.config import load_config
 from tests.support.fakes.backend import RecordingBackend
@@ -233,7 +231,7 @@ def test_forbidden_namespace_is_logged_and_others_still_work(
             **LOCAL_RECEIVER,
         }
     )
-    s = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report))
+    s = Servo(cfg, emu.api_client())
     stop = threading.Event()
     t = threading.Thread(target=s.run, args=(stop,), kwargs={"grace_s": 2}, daemon=True)
     t.start()
@@ -270,7 +268,7 @@ def test_unauthorized_is_logged(
         }
     )
     with KubeEmulator(token="right") as secured:
-        s = Servo(cfg, KubeClient(secured.api_client(token="wrong")), Reporter(cfg.report))
+        s = Servo(cfg, secured.api_client(token="wrong"))
         stop = threading.Event()
         t = threading.Thread(target=s.run, args=(stop,), kwargs={"grace_s": 2}, daemon=True)
         t.start()

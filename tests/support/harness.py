@@ -8,10 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes.client import ApiClient
 
-from servo.kube.client import KubeClient
 from servo.report.outbox import Outbox
-from servo.report.reporter import Reporter
 from servo.run.app import Servo
 from servo.system.config import Config, load_config
 from tests.support.fakes.backend import RecordingBackend
@@ -46,6 +45,16 @@ class RunningServo:
         assert not self.thread.is_alive(), "servo did not stop"
 
 
+def run_in_thread(cfg: Config, api: ApiClient, *, outbox: Outbox | None) -> RunningServo:
+    """The servo as `servo run` assembles it (its reporter with `outbox`), in a daemon thread;
+    RunningServo.stop() ends it as SIGTERM would."""
+    servo = Servo(cfg, api, outbox=outbox)
+    stop = threading.Event()
+    thread = threading.Thread(target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True)
+    thread.start()
+    return RunningServo(servo, stop, thread)
+
+
 @pytest.fixture
 def emu() -> Iterator[KubeEmulator]:
     with KubeEmulator(bookmark_interval_s=0.2) as e:
@@ -73,13 +82,7 @@ def start_servo(emu: KubeEmulator, backend: RecordingBackend) -> Iterator[Any]:
         cfg: Config = load_config({k: v for k, v in environ.items() if v != ""})
         # An outbox only when a test names its directory (OPTUNE_OUTBOX_DIR=...).
         outbox = Outbox(cfg.report.outbox_dir) if "OPTUNE_OUTBOX_DIR" in env else None
-        servo = Servo(cfg, KubeClient(emu.api_client()), Reporter(cfg.report, outbox=outbox))
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=servo.run, args=(stop,), kwargs={"grace_s": 5}, daemon=True
-        )
-        thread.start()
-        r = RunningServo(servo, stop, thread)
+        r = run_in_thread(cfg, emu.api_client(), outbox=outbox)
         running.append(r)
         assert r.synced(), "servo never listed pods"
         return r

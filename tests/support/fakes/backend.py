@@ -59,6 +59,9 @@ class Received:
     headers: dict[str, str]  # keys lower-cased; look-ups are case-insensitive
     body: bytes
     json: Any | None
+    # time.monotonic() once the request was read (shared by every process on the machine, so a
+    # bench compares it with stamps taken elsewhere).
+    read_at: float = 0.0
 
     @property
     def event(self) -> str | None:
@@ -149,6 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers=_Headers(self.headers.items()),
             body=body,
             json=parsed,
+            read_at=time.monotonic(),
         )
         action = backend._record_and_pop(req)
 

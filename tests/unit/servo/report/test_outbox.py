@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
-from servo.core.models import Event, PodFacts
+from servo.core.models import Event, PodFacts, PodRef
 from servo.core.patches import release_patch, reported_patch, valve_due
-from servo.report.outbox import Outbox, event_pod
+from servo.report.outbox import OUTBOX_FILE, Outbox
 from tests.support.helpers import pending_ids
 
 
@@ -63,11 +65,51 @@ def test_older_than(tmp_path: Path) -> None:
     assert [p.event.id for p in box.older_than(10)] == ["u1:MEASUREMENT"]
 
 
-def test_event_pod_reads_the_base_annotations() -> None:
-    e = Event("x", "MEASUREMENT", "A", {"annotations": {"namespace": "n", "pod": "p", "uid": "u"}})
-    assert event_pod(e) == {"namespace": "n", "pod": "p", "uid": "u"}
-    assert event_pod(Event("x", "HELLO", "_global_", {"account": "a"})) is None
-    assert event_pod(Event("x", "MEASUREMENT", "A", None)) is None
+def test_the_pod_of_an_event_comes_back_from_the_outbox(tmp_path: Path) -> None:
+    box = Outbox(tmp_path)
+    pod = PodRef("n", "p", "u")
+    box.put(Event("u:MEASUREMENT", "MEASUREMENT", "A", {"annotations": {}}, pod), now_s=1)
+    box.put(Event("i:HELLO", "HELLO", "_global_", {"account": "a"}), now_s=2)
+    [measured, hello] = box.due(now_s=10, limit=10)
+    assert measured.event.pod == pod and hello.event.pod is None
+    [old] = box.older_than(1.5)
+    assert old.event.pod == pod
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (
+    event_id TEXT PRIMARY KEY, event TEXT NOT NULL, app_id TEXT NOT NULL, param TEXT NOT NULL,
+    created_at REAL NOT NULL, next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT, delivered_at REAL
+);
+"""
+
+
+def test_rows_from_before_the_pod_column_name_their_pod_in_the_base_annotations(
+    tmp_path: Path,
+) -> None:
+    db = sqlite3.connect(tmp_path / OUTBOX_FILE)
+    db.executescript(OLD_SCHEMA)
+    rows = [
+        ("x", "MEASUREMENT", {"annotations": {"namespace": "n", "pod": "p", "uid": "u"}}),
+        ("h", "HELLO", {"account": "a"}),
+        ("y", "MEASUREMENT", None),
+    ]
+    for i, (event_id, name, param) in enumerate(rows):
+        db.execute(
+            "INSERT INTO outbox (event_id, event, app_id, param, created_at, next_at)"
+            " VALUES (?, ?, 'A', ?, ?, ?)",
+            (event_id, name, json.dumps(param), i, i),
+        )
+    db.commit()
+    db.close()
+    box = Outbox(tmp_path)
+    got = {p.event.id: p.event.pod for p in box.due(now_s=10, limit=10)}
+    assert got == {"x": PodRef("n", "p", "u"), "h": None, "y": None}
+    # New rows in the old file keep their pod.
+    box.put(Event("z", "MEASUREMENT", "A", {}, PodRef("n", "q", "v")), now_s=20)
+    [z] = [p for p in box.due(now_s=30, limit=10) if p.event.id == "z"]
+    assert z.event.pod == PodRef("n", "q", "v")
 
 
 def test_guard_patches() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from msgspec.structs import replace
@@ -12,6 +11,7 @@ from servo.core.models import ContainerState, PodFacts
 from servo.core.monitor_stats import CHANNEL_POST, MonitorStats
 from servo.core.tracker import Tracker
 from servo.kube.client import TokenIdentity
+from servo.run.jobs import JobBook
 from servo.run.metrics import ServoMetrics
 from servo.run.receiver import Answer
 from servo.run.stats_intake import StatsIntake, refusal
@@ -44,9 +44,9 @@ def replace_identity(**kw: Any) -> TokenIdentity:
 
 
 def intake_with(review: Any, tracker: Tracker, **kw: Any) -> StatsIntake:
-    return StatsIntake(
-        lambda: [tracker], threading.Lock(), ServoMetrics(), lambda m: None, review=review, **kw
-    )
+    book = JobBook()
+    book.add(tracker)
+    return StatsIntake(book, ServoMetrics(), lambda m: None, review=review, **kw)
 
 
 def test_reviews_in_flight_are_bounded() -> None:

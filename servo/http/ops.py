@@ -13,7 +13,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from servo.http.server import BackgroundServer, BodyHandler
+from servo.http.server import BodyHandler, ServedEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -21,31 +21,26 @@ logger = logging.getLogger(__name__)
 Probe = Callable[[], tuple[bool, Mapping[str, Any]]]
 
 
-class OpsServer:
+class OpsServer(ServedEndpoint):
+    thread_name = "ops-http"
+
     def __init__(
         self, registry: CollectorRegistry, *, health: Probe, ready: Probe, bind: str, port: int
     ) -> None:
+        super().__init__(bind=bind, port=port)
         self.registry, self.health, self.ready = registry, health, ready
-        self._bind, self._port = bind, port
-        self._server: BackgroundServer | None = None
 
-    def start(self) -> None:
+    def handler(self) -> type[_Handler]:
         owner = self
 
         class Handler(_Handler):
             ops = owner
 
-        self._server = BackgroundServer(Handler, self._bind, self._port, "ops-http")
+        return Handler
+
+    def start(self) -> None:
+        super().start()
         logger.info("metrics and probes listening", extra={"port": self.port})
-
-    @property
-    def port(self) -> int:
-        return self._server.port if self._server is not None else 0
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
 
 
 class _Handler(BodyHandler):

@@ -152,3 +152,33 @@ class BackgroundServer:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class ServedEndpoint:
+    """An endpoint that owns its BackgroundServer: `start()` binds (port 0 = any free port)
+    with the handler class `handler()` gives, `stop()` closes; port and address once started."""
+
+    thread_name = "http"
+
+    def __init__(self, *, bind: str, port: int) -> None:
+        self._bind, self._port = bind, port
+        self._server: BackgroundServer | None = None
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self._server = BackgroundServer(self.handler(), self._bind, self._port, self.thread_name)
+
+    @property
+    def address(self) -> str:
+        return f"{self._server.host}:{self._server.port}" if self._server is not None else ""
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server is not None else 0
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None

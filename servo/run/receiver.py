@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servo.core.monitor_stats import MonitorStats, StatsError, parse_post_body
-from servo.http.server import BackgroundServer, BodyHandler
+from servo.http.server import BodyHandler, ServedEndpoint
 
 logger = logging.getLogger(__name__)
 
@@ -38,35 +38,26 @@ class Answer:
 Accept = Callable[[str, MonitorStats, str, str | None], Answer]
 
 
-class StatsReceiver:
-    """Owns the server thread; `start()` binds (port 0 = any free port), `stop()` closes."""
+class StatsReceiver(ServedEndpoint):
+    """The receiver's server; who may send what is `accept`'s to decide."""
+
+    thread_name = "stats-receiver"
 
     def __init__(self, accept: Accept, *, bind: str, port: int) -> None:
+        super().__init__(bind=bind, port=port)
         self.accept = accept
-        self._bind, self._port = bind, port
-        self._server: BackgroundServer | None = None
 
-    def start(self) -> None:
+    def handler(self) -> type[_Handler]:
         receiver = self
 
         class Handler(_Handler):
             owner = receiver
 
-        self._server = BackgroundServer(Handler, self._bind, self._port, "stats-receiver")
+        return Handler
+
+    def start(self) -> None:
+        super().start()
         logger.info("stats receiver listening", extra={"address": self.address})
-
-    @property
-    def address(self) -> str:
-        return f"{self._server.host}:{self._server.port}" if self._server is not None else ""
-
-    @property
-    def port(self) -> int:
-        return self._server.port if self._server is not None else 0
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
 
 
 def _bearer(header: str | None) -> str | None:

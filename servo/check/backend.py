@@ -75,10 +75,10 @@ def check_backend(report: ReportConfig, *, timeout_s: float, deadline_s: float) 
     try:
         Reporter(cfg, session=session).send(event, deadline_s=deadline_s)
     except ReportError as e:
-        return backend_result(url, e, has_token=bool(report.auth_token))
+        return backend_result(url, e, has_token=report.has_token)
     finally:
         session.close()
-    return backend_result(url, None, has_token=bool(report.auth_token))
+    return backend_result(url, None, has_token=report.has_token)
 
 
 def check_outbox(directory: str) -> CheckResult:

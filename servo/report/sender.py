@@ -68,7 +68,6 @@ class Sender:
         self._abort = abort
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        self._auth_header = {"Authorization": f"Bearer {cfg.auth_token}"} if cfg.auth_token else {}
         self._prepared: dict[str, requests.PreparedRequest] = {}
         self._settings: dict[str, dict[str, Any]] = {}
         self._wait = wait or RetryAfterWait(
@@ -142,12 +141,14 @@ class Sender:
             request = base.copy()
         request.prepare_body(data=None, files=None, json=event.body())
         request.headers["Idempotency-Key"] = event.id
+        # Per request, not in the prepared base: a token from a file may have been rotated.
+        token = self.cfg.bearer_token()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
         return request, settings
 
     def _request(self, url: str) -> requests.PreparedRequest:
-        return self.session.prepare_request(
-            requests.Request("POST", url, headers=self._auth_header)
-        )
+        return self.session.prepare_request(requests.Request("POST", url))
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -31,6 +31,7 @@ from servo.system.config_sections import (
     StatsConfig,
     WatchConfig,
 )
+from servo.system.secretfile import SecretFile, SecretFileError, check_secret_text
 
 URL_PLACEHOLDERS = frozenset({"acct", "app_id"})
 # The bundled collector as example/collector.yaml deploys it (the original's hosted default no
@@ -41,6 +42,9 @@ DEFAULT_ACCOUNT = "default"
 DEFAULT_SLEEPER_IMAGE = "ghcr.io/example/k8s-job-servo-mon:0.1.0"
 DEFAULT_APP_ID = "spec/containers/0/env/[JOBID]"
 LOG_FORMATS = ("json", "text")
+AUTH_TOKEN_ENV = "OPTUNE_AUTH_TOKEN"
+# Every secret variable NAME also takes NAME_FILE: the path of a file holding it.
+FILE_SUFFIX = "_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +76,10 @@ class Config:
         return {
             "url": self.report.url_template,
             "account": self.report.account,
-            "auth_token": "***" if self.report.auth_token else None,
+            "auth_token": "***" if self.report.has_token else None,
+            "auth_token_file": (
+                self.report.auth_token_file.path if self.report.auth_token_file else None
+            ),
             "namespaces": list(self.watch.namespaces),
             "app_id": self.app_id.text,
             "sleeper_image": self.sleeper_image,
@@ -145,10 +152,12 @@ def _report_config(env: EnvReader) -> ReportConfig:
         account = DEFAULT_ACCOUNT
     if url and "acct" in _placeholders(url) and account is None:
         env.problems.append("OPTUNE_ACCOUNT is not set, but OPTUNE_URL uses {acct}")
+    token, token_file = secret_setting(env, AUTH_TOKEN_ENV)
     return ReportConfig(
         url_template=url or "",
         account=account,
-        auth_token=env.text("OPTUNE_AUTH_TOKEN"),
+        auth_token=token,
+        auth_token_file=token_file,
         timeout_s=env.setting(S.SEND_TIMEOUT),
         deadline_s=env.setting(S.SEND_DEADLINE),
         max_backoff_s=env.setting(S.SEND_MAX_BACKOFF),
@@ -157,6 +166,31 @@ def _report_config(env: EnvReader) -> ReportConfig:
         outbox_dir=env.text("OPTUNE_OUTBOX_DIR") or default_outbox_dir(env.environ),
         outbox_max_age_s=env.setting(S.OUTBOX_MAX_AGE),
     )
+
+
+def secret_setting(env: EnvReader, name: str) -> tuple[str | None, SecretFile | None]:
+    """A secret from `name` or from the file named by `name`_FILE (a Secret volume), never
+    both; a file is read now, so a missing, empty or unreadable one is a problem at start."""
+    value = env.environ.get(name)
+    file_name = f"{name}{FILE_SUFFIX}"
+    path = env.text(file_name)
+    if path is not None and value is not None and value.strip():
+        env.problems.append(f"{name} and {file_name} are both set: use one")
+        return None, None
+    if path is not None:
+        try:
+            return None, SecretFile(path, variable=file_name)
+        except ConfigError as e:
+            env.problems += e.problems
+            return None, None
+    if value is None or not value.strip():
+        return None, None
+    try:
+        return check_secret_text(value), None
+    except SecretFileError as e:
+        # Never the value itself: it is a secret, even when malformed.
+        env.problems.append(f"{name}: {e}")
+        return None, None
 
 
 def _watch_config(env: EnvReader) -> WatchConfig:

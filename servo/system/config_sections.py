@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from servo.core import settings as S
 from servo.core.models import DEFAULT_MONITOR_NAME
+from servo.system.secretfile import SecretFile
 
 ALL_NAMESPACES = "*"
 DEFAULT_LEADER_NAMESPACE = "servo"
@@ -27,7 +28,8 @@ class ReportConfig:
     url_template: str
     # Fills {acct}; required only when the template uses it.
     account: str | None
-    # Bearer token; None means no Authorization header at all.
+    # Bearer token (OPTUNE_AUTH_TOKEN); None, and no auth_token_file, means no Authorization
+    # header at all.
     auth_token: str | None
     # Per-request timeout; the original used 10 s.
     timeout_s: float = S.SEND_TIMEOUT.default
@@ -44,6 +46,19 @@ class ReportConfig:
     # An event still undelivered after this long is given up (ERROR line, counter): a week
     # covers a long weekend's backend outage without keeping events forever.
     outbox_max_age_s: float = S.OUTBOX_MAX_AGE.default
+    # The bearer token from a file (OPTUNE_AUTH_TOKEN_FILE, a Secret volume), re-read when it
+    # changes; set instead of auth_token, never beside it.
+    auth_token_file: SecretFile | None = None
+
+    def bearer_token(self) -> str | None:
+        """The token to send now (the file's current one, when the token is in a file)."""
+        if self.auth_token_file is not None:
+            return self.auth_token_file.current()
+        return self.auth_token
+
+    @property
+    def has_token(self) -> bool:
+        return self.auth_token_file is not None or bool(self.auth_token)
 
     def url_for(self, app_id: str) -> str:
         """The URL for one app id (quoted, so an id cannot change the path)."""

@@ -17,7 +17,10 @@ environment (see README for every variable):
                       (default: the bundled collector, http://servo-collector.servo.svc:8090/...)
   OPTUNE_ACCOUNT      account name for {acct} (default with the default URL: default)
   OPTUNE_AUTH_TOKEN   bearer token (no Authorization header when unset)
-  POD_NAMESPACES      comma-separated namespaces to watch, or * (default: default)
+  OPTUNE_AUTH_TOKEN_FILE  the same token from a file (a Secret volume; re-read on change)
+  POD_NAMESPACES      comma-separated namespaces to watch, or * (default: default);
+                      --namespace wins over it
+  KUBECONFIG          kubeconfig file(s); --kubeconfig wins over it, --context picks a context
   OPTUNE_APP_ID       where the app id is in a pod (default: spec/containers/0/env/[JOBID])
   OPTUNE_DEBUG        0..5, more is chattier (default 0)
   OPTUNE_KUBE_TOKEN_FILE, OPTUNE_KUBE_TOKEN_COMMAND (with OPTUNE_KUBE_SERVER)
@@ -36,18 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="watch pods and report (the default command)")
+    from servo.run.cli import add_run_flags
+
     for p in (parser, run):
-        p.add_argument(
-            "--kubeconfig",
-            default=argparse.SUPPRESS,
-            help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)",
-        )
-        p.add_argument(
-            "--log-format",
-            choices=("json", "text"),
-            default=argparse.SUPPRESS,
-            help="log line format (default: json, or OPTUNE_LOG_FORMAT)",
-        )
+        add_run_flags(p)
     from servo.collector.commands import add_collector_parser, add_report_parser
 
     add_collector_parser(sub)

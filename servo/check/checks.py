@@ -1,8 +1,9 @@
 """`servo check`: what the servo would do with the current configuration, one result per check.
 
 Owns the configuration check, `run_checks` (every check in order, skipping those whose premise
-failed), the exit status (2 for a configuration error, 1 when something will not work, else 0:
-warnings and skips do not fail) and the text and JSON output. The checks themselves live in
+failed), the exit status (EXIT_CODES: warnings and skips do not fail; a configuration error,
+missing credentials and an unreachable API server each have their own) and the text and JSON
+output. The checks themselves live in
 kube.py (cluster access), backend.py (backend, outbox) and host.py (ports, cgroups).
 """
 
@@ -24,17 +25,22 @@ from servo.check.kube import (
     check_token_reviews,
     scope_label,
 )
-from servo.check.result import CheckResult, Status
+from servo.check.result import Blocker, CheckResult, Status
 from servo.core.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError
+from servo.system.cliflags import KubeFlags
 from servo.system.config import Config, load_config
 
 # CheckResult and Status are re-exported: run_checks' callers read its results with them.
 __all__ = [
     "BACKEND_DEADLINE_S",
     "DEFAULT_TIMEOUT_S",
+    "EXIT_API_UNREACHABLE",
+    "EXIT_CODES",
     "EXIT_CONFIG",
     "EXIT_FAILED",
+    "EXIT_NO_CREDENTIALS",
     "EXIT_OK",
+    "Blocker",
     "CheckOptions",
     "CheckResult",
     "Status",
@@ -47,6 +53,21 @@ __all__ = [
 ]
 
 EXIT_OK = 0
+EXIT_NO_CREDENTIALS = 3
+EXIT_API_UNREACHABLE = 4
+# The exit statuses, most fundamental first: the first that applies is the one returned.
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (EXIT_CONFIG, "a setting or flag is wrong (servo run would refuse to start)"),
+    (EXIT_NO_CREDENTIALS, "no Kubernetes credentials, or ones that cannot be used or are refused"),
+    (EXIT_API_UNREACHABLE, "the API server cannot be reached (address, network, TLS)"),
+    (EXIT_FAILED, "something else will not work (RBAC, a namespace, the backend, the outbox)"),
+    (EXIT_OK, "everything the servo needs works (warnings allowed)"),
+)
+_EXIT_FOR = {
+    Blocker.CONFIG: EXIT_CONFIG,
+    Blocker.CREDENTIALS: EXIT_NO_CREDENTIALS,
+    Blocker.UNREACHABLE: EXIT_API_UNREACHABLE,
+}
 DEFAULT_TIMEOUT_S = 3.0
 # The HELLO gets this long, retries included (a connection refused is retried a few times).
 BACKEND_DEADLINE_S = 2.0
@@ -55,6 +76,9 @@ BACKEND_DEADLINE_S = 2.0
 @dataclass(frozen=True, slots=True)
 class CheckOptions:
     kubeconfig: str | None = None
+    # --context and --namespace (None: the kubeconfig's current context, POD_NAMESPACES).
+    context: str | None = None
+    namespaces: tuple[str, ...] | None = None
     # The host's /sys (on a node); None: NODE_SYS_ROOT when it exists, else the check is skipped.
     sys_root: Path | None = None
     # Also locate this pod's cgroup, as the monitor would.
@@ -64,31 +88,38 @@ class CheckOptions:
     default_sys_root: Path = field(default=NODE_SYS_ROOT)
 
 
+def blockers(results: Sequence[CheckResult]) -> list[Blocker]:
+    """The blockers among the failures, most fundamental first."""
+    found = {r.blocker for r in results if r.status is Status.FAIL}
+    return [b for b in _EXIT_FOR if b in found]
+
+
 def exit_code(results: Sequence[CheckResult]) -> int:
-    failed = [r for r in results if r.status is Status.FAIL]
-    if any(r.config_error for r in failed):
-        return EXIT_CONFIG
-    return EXIT_FAILED if failed else EXIT_OK
+    """The status of EXIT_CODES that applies first."""
+    first = blockers(results)
+    if first:
+        return _EXIT_FOR[first[0]]
+    return EXIT_FAILED if any(r.status is Status.FAIL for r in results) else EXIT_OK
 
 
 # --- configuration -----------------------------------------------------------------------
 
 
 def check_config(
-    environ: Mapping[str, str], kubeconfig: str | None
+    environ: Mapping[str, str], kubeconfig: str | None, *, flags: KubeFlags | None = None
 ) -> tuple[CheckResult, Config | None]:
     """Load the configuration exactly as `servo run` does."""
     try:
-        cfg = load_config(environ, kubeconfig=kubeconfig)
+        cfg = load_config(environ, flags=flags or KubeFlags(kubeconfig=kubeconfig))
     except ConfigError as e:
         return (
             CheckResult(
                 "configuration",
                 Status.FAIL,
-                f"{len(e.problems)} problem(s)",
-                fix="set the variables named above as they say (README: configuration)",
+                f"{len(e.problems)} problem(s) in the settings",
+                fix="set the variables and flags named above as they say (README: configuration)",
                 notes=tuple(e.problems),
-                config_error=True,
+                blocker=Blocker.CONFIG,
             ),
             None,
         )
@@ -110,9 +141,10 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
     """Every check, in order: configuration, credentials, API server, namespaces and RBAC,
     leases, backend, outbox, ports, cgroups."""
     t = opts.timeout_s
-    config_result, cfg = check_config(environ, opts.kubeconfig)
+    flags = KubeFlags(opts.kubeconfig, opts.context, opts.namespaces)
+    config_result, cfg = check_config(environ, opts.kubeconfig, flags=flags)
     results = [config_result]
-    creds_result, creds = check_credentials(opts.kubeconfig, environ)
+    creds_result, creds = check_credentials(opts.kubeconfig, environ, context=opts.context)
     results.append(creds_result)
     api_ok = False
     if creds is not None:
@@ -125,7 +157,11 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
         )
         lease_ns = cfg.leader.namespace if cfg.leader.enabled else None
         if creds is None or not api_ok:
-            why = "no credentials" if creds is None else "the API server check failed"
+            why = (
+                "no usable Kubernetes credentials"
+                if creds is None
+                else "the API server check failed"
+            )
             names = [f"{kind} {scope_label(ns)}" for ns in scopes for kind in ("namespace", "RBAC")]
             results += _skipped(names + ([f"leases {lease_ns}"] if lease_ns else []), why)
         else:
@@ -157,14 +193,27 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
 _MARK = {Status.OK: "OK", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 
 
+_BLOCKED = {
+    Blocker.CONFIG: "configuration error",
+    Blocker.CREDENTIALS: "no usable Kubernetes credentials",
+    Blocker.UNREACHABLE: "the API server cannot be reached",
+}
+
+
 def summary(results: Sequence[CheckResult]) -> str:
     failed = sum(r.status is Status.FAIL for r in results)
     warned = sum(r.status is Status.WARN for r in results)
-    code = exit_code(results)
-    if code == EXIT_CONFIG:
-        return f"configuration error: fix it first ({failed} failed, {warned} warning(s))"
-    if code == EXIT_FAILED:
-        return f"{failed} failed, {warned} warning(s): the servo will not work as configured"
+    counts = f"{failed} failed, {warned} warning(s)"
+    first = blockers(results)
+    if first:
+        named = [_BLOCKED[b] for b in first]
+        creds = next((r for r in results if r.blocker is Blocker.CREDENTIALS), None)
+        if creds is not None and creds.detail.startswith("no Kubernetes credentials"):
+            named[first.index(Blocker.CREDENTIALS)] = "no Kubernetes credentials"
+        it = "it" if len(named) == 1 else "them"
+        return f"{' and '.join(named)}: fix {it} first ({counts})"
+    if failed:
+        return f"{counts}: the servo will not work as configured"
     tail = f", {warned} warning(s)" if warned else ""
     return f"everything the servo needs works{tail}"
 

@@ -1,8 +1,9 @@
 """`servo check`: the checks of servo/check/checks.py from the command line, for first-time setup.
 
-Reads the same environment and `--kubeconfig` as `servo run`; prints one line per check (plain
-text, or `--format json`) with the fix for each problem. Exit status: 0 when everything needed
-works (warnings included), 1 when something will not work, 2 for a configuration error.
+Reads the same environment and flags (`--kubeconfig`, `--context`, `--namespace`) as `servo
+run`; prints one line per check (plain text, or `--format json`) with the fix for each problem.
+Exit status: checks.EXIT_CODES (0 works, 1 something will not work, 2 configuration error, 3 no
+usable Kubernetes credentials, 4 API server unreachable), also in `servo check --help`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import logging
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from servo.check.checks import (
     DEFAULT_TIMEOUT_S,
+    EXIT_CODES,
     CheckOptions,
     exit_code,
     render_json,
@@ -25,6 +28,7 @@ from servo.check.checks import (
     run_checks,
 )
 from servo.check.host import NODE_SYS_ROOT
+from servo.system.cliflags import add_kube_flags, kube_flags
 
 # One network call of a check: long enough for a slow API server, short enough to answer.
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 300.0
@@ -33,8 +37,10 @@ DESCRIPTION = (
     "What the servo would do with the current configuration: the configuration, Kubernetes "
     "credentials, the API server, each watched namespace and the RBAC verbs on pods "
     "(SelfSubjectAccessReview), the backend (a HELLO), the outbox directory, the stats and "
-    "metrics ports and, on a node, the cgroup layout the monitor would find. Exit status 0: "
-    "all needed works; 1: something will not work; 2: configuration error."
+    "metrics ports and, on a node, the cgroup layout the monitor would find."
+)
+EPILOG = "exit status (the first that applies):\n" + "\n".join(
+    f"  {code}  {meaning}" for code, meaning in EXIT_CODES
 )
 
 
@@ -43,15 +49,11 @@ def add_check_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "check",
         help="check the configuration, cluster access and backend (first-time setup)",
-        description=DESCRIPTION,
+        description=textwrap.fill(DESCRIPTION, width=78),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--kubeconfig",
-        # SUPPRESS: `servo --kubeconfig X check` keeps X (a subparser default would erase it).
-        default=argparse.SUPPRESS,
-        help="kubeconfig file (default: as `servo run`: token env, in-cluster, KUBECONFIG, "
-        "~/.kube/config)",
-    )
+    add_kube_flags(p, what="check")
     p.add_argument("--format", choices=("text", "json"), default="text", dest="check_format")
     p.add_argument(
         "--sys-root",
@@ -89,8 +91,11 @@ def run_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if not root.handlers:
         # The results are the output; retry warnings of the clients would only repeat them.
         root.addHandler(logging.NullHandler())
+    flags = kube_flags(args)
     opts = CheckOptions(
-        kubeconfig=getattr(args, "kubeconfig", None),
+        kubeconfig=flags.kubeconfig,
+        context=flags.context,
+        namespaces=flags.namespaces,
         sys_root=getattr(args, "sys_root", None),
         pod_uid=getattr(args, "pod_uid", None),
         timeout_s=float(getattr(args, "timeout", DEFAULT_TIMEOUT_S)),

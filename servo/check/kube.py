@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from servo.check.result import CheckResult, Status, short_transport_error
+from servo.check.result import Blocker, CheckResult, Status, short_transport_error
 from servo.core.errors import ConfigError, KubeError
 
 POD_VERBS = ("get", "list", "watch", "patch")
@@ -23,24 +23,35 @@ TOKEN_REVIEW_GROUP = "authentication.k8s.io"
 TOKEN_REVIEW_EXAMPLE = "example/svc-tokenreview.yaml"
 
 
-def check_credentials(
-    kubeconfig: str | None, environ: Mapping[str, str]
-) -> tuple[CheckResult, Any | None]:
-    """Load the Kubernetes credentials (servo.kube.credentials); the KubeCredentials or None."""
-    from servo.kube.credentials import load_credentials
+NO_CREDENTIALS_FIX = (
+    "outside a cluster: pass --kubeconfig FILE or set KUBECONFIG (kubectl's file will do; "
+    "--context picks one of its contexts), or set OPTUNE_KUBE_TOKEN_FILE or "
+    "OPTUNE_KUBE_TOKEN_COMMAND with OPTUNE_KUBE_SERVER; in a cluster the pod's service account "
+    "is used (README: credentials)"
+)
 
+
+def check_credentials(
+    kubeconfig: str | None, environ: Mapping[str, str], *, context: str | None = None
+) -> tuple[CheckResult, Any | None]:
+    """Load the Kubernetes credentials (servo.kube.credentials); the KubeCredentials or None.
+    None found at all and found but unusable are told apart: one needs something given, the
+    other something fixed."""
+    from servo.kube.credentials import NoCredentialsError, load_credentials
+
+    name = "kube credentials"
     try:
-        creds = load_credentials(kubeconfig, environ, retries=0)
+        creds = load_credentials(kubeconfig, environ, context=context, retries=0)
+    except NoCredentialsError as e:
+        detail = "; ".join(e.problems)
+        return CheckResult(
+            name, Status.FAIL, detail, fix=NO_CREDENTIALS_FIX, blocker=Blocker.CREDENTIALS
+        ), None
     except ConfigError as e:
-        fix = (
-            "pass --kubeconfig FILE, set KUBECONFIG, or set OPTUNE_KUBE_TOKEN_FILE or "
-            "OPTUNE_KUBE_TOKEN_COMMAND with OPTUNE_KUBE_SERVER (README: credentials)"
-        )
-        result = CheckResult(
-            "kube credentials", Status.FAIL, "; ".join(e.problems), fix=fix, config_error=True
-        )
-        return result, None
-    return CheckResult("kube credentials", Status.OK, creds.detail), creds
+        detail = f"cannot use them: {'; '.join(e.problems)}"
+        fix = "correct the file, flag or variable named above (README: credentials)"
+        return CheckResult(name, Status.FAIL, detail, fix=fix, blocker=Blocker.CREDENTIALS), None
+    return CheckResult(name, Status.OK, creds.detail), creds
 
 
 # --- the API server ------------------------------------------------------------------------
@@ -97,6 +108,13 @@ def explain_kube_error(e: KubeError, *, server: str, source: str) -> tuple[str, 
     return detail, "see the API server's answer above"
 
 
+def api_blocker(e: KubeError) -> Blocker:
+    """Not reached (status 0): unreachable; refused credentials: credentials; else none."""
+    if e.status == 401 or e.reason == "TokenCommandFailed":
+        return Blocker.CREDENTIALS
+    return Blocker.UNREACHABLE if e.status == 0 else Blocker.NONE
+
+
 def check_api_server(creds: Any, *, timeout_s: float) -> CheckResult:
     """GET /version: the server answers, and which Kubernetes it is."""
     from kubernetes import client as k8s
@@ -105,7 +123,7 @@ def check_api_server(creds: Any, *, timeout_s: float) -> CheckResult:
         doc = _kube_call(k8s.VersionApi(creds.client).get_code, timeout_s=timeout_s)
     except KubeError as e:
         detail, fix = explain_kube_error(e, server=creds.server, source=creds.source)
-        return CheckResult("API server", Status.FAIL, detail, fix=fix)
+        return CheckResult("API server", Status.FAIL, detail, fix=fix, blocker=api_blocker(e))
     version = doc.get("gitVersion") if isinstance(doc, dict) else None
     return CheckResult(
         "API server", Status.OK, f"{creds.server} reachable, Kubernetes {version or '(unknown)'}"

@@ -19,6 +19,19 @@ class Status(StrEnum):
     SKIP = "skip"
 
 
+class Blocker(StrEnum):
+    """What a failure stands in the way of, when it stops everything after it; each has an
+    exit status of its own (checks.py), so a script can tell them apart."""
+
+    NONE = ""
+    # A setting or flag is wrong: `servo run` would refuse to start.
+    CONFIG = "configuration"
+    # No Kubernetes credentials, or ones that cannot be used or are refused (401).
+    CREDENTIALS = "credentials"
+    # The API server cannot be reached (connection, TLS, timeout).
+    UNREACHABLE = "unreachable"
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     """One check: its name, status, a one-line detail and, for a problem, the fix."""
@@ -29,8 +42,8 @@ class CheckResult:
     fix: str = ""
     # Extra lines (every configuration problem, the paths tried).
     notes: tuple[str, ...] = ()
-    # A failure that `servo run` reports as a configuration error (exit 2).
-    config_error: bool = False
+    # What this failure blocks (NONE: only itself).
+    blocker: Blocker = Blocker.NONE
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "status": str(self.status), "detail": self.detail}
@@ -38,6 +51,8 @@ class CheckResult:
             doc["fix"] = self.fix
         if self.notes:
             doc["notes"] = list(self.notes)
+        if self.blocker is not Blocker.NONE:
+            doc["blocker"] = str(self.blocker)
         return doc
 
 

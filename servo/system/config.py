@@ -19,6 +19,7 @@ from servo.core.appid import AppIdQuery, parse_app_id_query
 from servo.core.envread import EnvReader, is_dns_label, is_http_url, is_ip_address
 from servo.core.errors import ConfigError
 from servo.core.models import DEFAULT_MONITOR_NAME
+from servo.system.cliflags import KubeFlags
 from servo.system.config_sections import (
     ALL_INTERFACES,
     ALL_NAMESPACES,
@@ -63,8 +64,10 @@ class Config:
     log_format: str = "json"
     # The servo's pod IP (Downward API status.podIP): where monitors send their stats.
     self_ip: str | None = None
-    # Path of a kubeconfig file; None means in-cluster, then KUBECONFIG, then ~/.kube/config.
+    # --kubeconfig; None: KUBECONFIG, the in-cluster service account, ~/.kube/config.
     kubeconfig: str | None = None
+    # --context: a context of that kubeconfig; None: its current-context.
+    kube_context: str | None = None
     # Monitor stats: receiver and wait.
     stats: StatsConfig = StatsConfig()
     guard: GuardConfig = GuardConfig()
@@ -99,11 +102,18 @@ class Config:
         }
 
 
-def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) -> Config:
-    """Build the Config from environment variables; raise ConfigError listing every problem."""
+def load_config(
+    environ: Mapping[str, str],
+    *,
+    kubeconfig: str | None = None,
+    flags: KubeFlags | None = None,
+) -> Config:
+    """Build the Config from environment variables and the command line's Kubernetes flags
+    (which win over their variables); raise ConfigError listing every problem."""
+    flags = flags or KubeFlags(kubeconfig=kubeconfig)
     env = EnvReader(environ)
     report = _report_config(env)
-    watch = _watch_config(env)
+    watch = _watch_config(env, flags.namespaces)
     app_id = _app_id(env)
     debug = env.setting(S.DEBUG)
     log_format = (env.text("OPTUNE_LOG_FORMAT") or "json").lower()
@@ -141,7 +151,8 @@ def load_config(environ: Mapping[str, str], *, kubeconfig: str | None = None) ->
         debug=debug,
         log_format=log_format,
         self_ip=self_ip,
-        kubeconfig=kubeconfig,
+        kubeconfig=flags.kubeconfig,
+        kube_context=flags.context,
     )
 
 
@@ -193,9 +204,13 @@ def secret_setting(env: EnvReader, name: str) -> tuple[str | None, SecretFile | 
         return None, None
 
 
-def _watch_config(env: EnvReader) -> WatchConfig:
+def _watch_config(env: EnvReader, flag_values: tuple[str, ...] | None) -> WatchConfig:
+    if flag_values is not None:
+        namespaces = check_namespaces(env.problems, ",".join(flag_values), "--namespace")
+    else:
+        namespaces = check_namespaces(env.problems, env.environ.get("POD_NAMESPACES"))
     return WatchConfig(
-        namespaces=_check_namespaces(env),
+        namespaces=namespaces,
         timeout_s=env.setting(S.WATCH_TIMEOUT),
         idle_timeout_s=env.setting(S.WATCH_IDLE_TIMEOUT),
         max_backoff_s=env.setting(S.WATCH_MAX_BACKOFF),
@@ -273,25 +288,44 @@ def _placeholders(template: str) -> set[str]:
     return {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
 
 
-def _check_namespaces(env: EnvReader) -> tuple[str, ...]:
-    raw = env.environ.get("POD_NAMESPACES")
+def check_namespaces(
+    problems: list[str], raw: str | None, name: str = "POD_NAMESPACES"
+) -> tuple[str, ...]:
+    """Comma-separated namespaces (`*`: all), from POD_NAMESPACES or --namespace (`name`)."""
     if raw is None:
         return ("default",)
+    shown = f"{name}={raw!r}" if name.isupper() else f"{name} {raw!r}"
     names = [n.strip() for n in raw.split(",") if n.strip()]
     if not names:
-        env.problems.append(f"POD_NAMESPACES={raw!r}: empty namespace list")
+        problems.append(f"{shown}: empty namespace list")
         return ("default",)
     if ALL_NAMESPACES in names:
         if len(names) > 1:
-            env.problems.append(f"POD_NAMESPACES={raw!r}: '*' means all; list nothing beside it")
+            problems.append(f"{shown}: '*' means all; list nothing beside it")
         return (ALL_NAMESPACES,)
-    for name in names:
-        if not is_dns_label(name):
-            env.problems.append(f"POD_NAMESPACES={raw!r}: {name!r} is not a namespace name")
+    for ns in names:
+        if not is_dns_label(ns):
+            problems.append(f"{shown}: {ns!r} is not a namespace name")
     return tuple(dict.fromkeys(names))
 
 
-def print_config_error(e: ConfigError) -> None:
+def print_config_error(e: ConfigError, *, prog: str = "servo") -> None:
     """Every problem of a configuration on stderr, one per line, under one heading."""
     lines = "\n".join(f"  - {p}" for p in e.problems)
-    print(f"servo: configuration error ({len(e.problems)} problem(s)):\n{lines}", file=sys.stderr)
+    print(f"{prog}: configuration error ({len(e.problems)} problem(s)):\n{lines}", file=sys.stderr)
+
+
+def credentials_message(e: ConfigError) -> str:
+    """What a missing or unusable credential source is called: "no Kubernetes credentials:
+    ..." says it all; anything else is "cannot use the Kubernetes credentials: ..."."""
+    text = "; ".join(e.problems)
+    return (
+        text
+        if text.startswith("no Kubernetes credentials")
+        else (f"cannot use the Kubernetes credentials: {text}")
+    )
+
+
+def print_credentials_error(e: ConfigError, *, prog: str = "servo") -> None:
+    """A credentials problem on stderr, named as what it is (not "configuration error")."""
+    print(f"{prog}: {credentials_message(e)}", file=sys.stderr)

@@ -21,7 +21,8 @@ from servo.core.envread import is_ip_address
 from servo.core.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError
 from servo.core.settings import MAX_PORT
 from servo.http.ops import OpsServer
-from servo.system.config import Config, load_config
+from servo.system.cliflags import add_kube_flags, kube_flags
+from servo.system.config import Config, load_config, print_config_error, print_credentials_error
 from servo.webhook.admission import MonitorSpec, parse_k8s_version
 from servo.webhook.config import WebhookConfig, load_webhook_config, use_native_sidecar
 from servo.webhook.exchange import Exchange, ReporterSender
@@ -55,12 +56,8 @@ def add_webhook_parser(subparsers: Any) -> None:
         help="serving certificate PEM (default: OPTUNE_WEBHOOK_CERT; neither: self-generate)",
     )
     p.add_argument("--tls-key", default=None, help="its private key PEM (OPTUNE_WEBHOOK_KEY)")
-    p.add_argument(
-        "--kubeconfig",
-        # SUPPRESS: `servo --kubeconfig X webhook` keeps X (a subparser default would erase it).
-        default=argparse.SUPPRESS,
-        help="kubeconfig file (default: in-cluster, KUBECONFIG, ~/.kube/config)",
-    )
+    # --namespace: where job pods get the monitor (the servo's watched namespaces).
+    add_kube_flags(p, what="inject the monitor in")
     p.add_argument("--log-format", choices=("json", "text"), default=argparse.SUPPRESS)
 
 
@@ -69,7 +66,7 @@ def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[Config,
     cfg: Config | None = None
     wcfg: WebhookConfig | None = None
     try:
-        cfg = load_config(environ, kubeconfig=getattr(args, "kubeconfig", None))
+        cfg = load_config(environ, flags=kube_flags(args))
     except ConfigError as e:
         problems += e.problems
     try:
@@ -129,11 +126,7 @@ def run_webhook(
     try:
         cfg, wcfg = _load(args, environ)
     except ConfigError as e:
-        lines = "\n".join(f"  - {p}" for p in e.problems)
-        print(
-            f"servo webhook: configuration error ({len(e.problems)} problem(s)):\n{lines}",
-            file=sys.stderr,
-        )
+        print_config_error(e, prog="servo webhook")
         return EXIT_CONFIG
     from servo.system.logs import configure_logging
 
@@ -154,7 +147,7 @@ def run_webhook(
     try:
         api_client = _api_client(cfg, wcfg, environ)
     except ConfigError as e:
-        print(f"servo webhook: configuration error:\n  - {e}", file=sys.stderr)
+        print_credentials_error(e, prog="servo webhook")
         return EXIT_CONFIG
     version = None
     if wcfg.sidecar_style == "auto" and wcfg.k8s_version is None:
@@ -175,9 +168,9 @@ def _api_client(cfg: Config, wcfg: WebhookConfig, environ: Mapping[str, str]) ->
     )
     if not need_api:
         return None
-    from servo.kube.client import load_api_client
+    from servo.kube.credentials import api_client_for
 
-    return load_api_client(cfg.kubeconfig, environ)
+    return api_client_for(cfg.kubeconfig, environ, context=cfg.kube_context)
 
 
 def _serve(

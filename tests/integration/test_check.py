@@ -160,12 +160,42 @@ def test_bad_config_exits_2_naming_every_problem(backend: RecordingBackend, tmp_
     assert backend.received == []
 
 
-def test_missing_kubeconfig_exits_2(backend: RecordingBackend, tmp_path: Path) -> None:
-    proc = run_cli(
-        ["--kubeconfig", str(tmp_path / "nope.yaml"), "check"], servo_env(backend, tmp_path)
+def test_a_kubeconfig_that_is_not_there_exits_3_naming_it(
+    backend: RecordingBackend, tmp_path: Path
+) -> None:
+    nope = tmp_path / "nope.yaml"
+    proc = run_cli(["--kubeconfig", str(nope), "check"], servo_env(backend, tmp_path))
+    assert proc.returncode == 3, proc.stdout
+    assert f"cannot use them: --kubeconfig {nope}: no such file" in proc.stdout
+    assert "configuration error" not in proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(
+        "servo check: no usable Kubernetes credentials: fix it first"
     )
-    assert proc.returncode == 2
-    assert "Kubernetes credentials" in proc.stdout and "nope.yaml" in proc.stdout
+
+
+def test_no_credentials_at_all_exits_3_saying_what_is_missing_not_configuration_error(
+    backend: RecordingBackend, tmp_path: Path
+) -> None:
+    proc = run_cli(["check"], servo_env(backend, tmp_path))
+    assert proc.returncode == 3, proc.stdout
+    lines = proc.stdout.splitlines()
+    [creds] = [line for line in lines if " kube credentials " in line]
+    assert (
+        creds.startswith("FAIL")
+        and (
+            "no Kubernetes credentials: not in a pod and no kubeconfig "
+            f"(--kubeconfig, KUBECONFIG, {tmp_path}/.kube/config)"
+        )
+        in creds
+    )
+    assert any(
+        line.strip().startswith("fix: outside a cluster: pass --kubeconfig") for line in lines
+    )
+    assert [line for line in lines if line.startswith("OK") and " configuration " in line]
+    assert "configuration error" not in proc.stdout
+    assert lines[-1].startswith("servo check: no Kubernetes credentials: fix it first")
+    # The checks that need no cluster still ran.
+    assert backend.events("HELLO")
 
 
 def test_cgroup_layout_on_a_fixture_node(
@@ -198,7 +228,7 @@ def test_cgroup_layout_on_a_fixture_node(
 # --- in process (same checks, real HTTP, faster) --------------------------------------------
 
 
-def test_wrong_kube_token_exits_1_with_401_explained(
+def test_wrong_kube_token_exits_3_with_401_explained(
     emu: KubeEmulator, backend: RecordingBackend, tmp_path: Path
 ) -> None:
     kubeconfig = emu.write_kubeconfig(tmp_path / "kc", token="not-the-right-one")
@@ -207,7 +237,7 @@ def test_wrong_kube_token_exits_1_with_401_explained(
     assert api.status is Status.FAIL and "401 Unauthorized" in api.detail
     assert "kubeconfig" in api.fix
     assert by_name(results)["namespace default"].status is Status.SKIP
-    assert exit_code(results) == 1
+    assert exit_code(results) == 3  # refused credentials: a credentials problem
 
 
 def test_backend_401_names_the_auth_token(
@@ -252,7 +282,7 @@ def test_api_server_down_is_named_and_quick(backend: RecordingBackend, tmp_path:
     results = checks(servo_env(backend, tmp_path), kubeconfig)
     api = by_name(results)["API server"]
     assert api.status is Status.FAIL and "cannot reach the API server" in api.detail
-    assert exit_code(results) == 1 and time.monotonic() - started < 10
+    assert exit_code(results) == 4 and time.monotonic() - started < 10
 
 
 def test_cluster_wide_lists_and_reviews_without_a_namespace(

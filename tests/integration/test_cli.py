@@ -73,8 +73,24 @@ def test_without_url_the_default_collector_is_used_and_shown() -> None:
         timeout=60,
     )
     assert proc.returncode == 2  # no cluster credentials here, but the config itself is fine
-    assert "OPTUNE_URL" not in proc.stderr.split("configuration error")[-1]
+    assert "configuration error" not in proc.stderr and "OPTUNE_URL" not in proc.stderr
+    assert (
+        "servo: cannot use the Kubernetes credentials: --kubeconfig /nonexistent: no such file"
+        in (proc.stderr)
+    )
     assert "servo-collector.servo.svc:8090" in proc.stderr
+
+
+def test_no_credentials_at_all_says_so_and_exits_2(tmp_path: Path) -> None:
+    env = clean_env(OPTUNE_URL="http://127.0.0.1:9/{app_id}", HOME=str(tmp_path))
+    env.pop("KUBECONFIG", None)
+    proc = subprocess.run([*SERVO, "run"], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        "servo: no Kubernetes credentials: not in a pod and no kubeconfig (--kubeconfig, "
+        f"KUBECONFIG, {tmp_path}/.kube/config), nor OPTUNE_KUBE_TOKEN_FILE or "
+        "OPTUNE_KUBE_TOKEN_COMMAND"
+    )
 
 
 def test_missing_kubeconfig_exits_2(tmp_path: Path) -> None:

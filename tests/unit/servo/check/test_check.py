@@ -10,18 +10,23 @@ import pytest
 
 from servo.check.backend import backend_result, check_outbox
 from servo.check.checks import (
+    EXIT_API_UNREACHABLE,
+    EXIT_CODES,
     EXIT_CONFIG,
     EXIT_FAILED,
+    EXIT_NO_CREDENTIALS,
     EXIT_OK,
+    Blocker,
     CheckResult,
     Status,
     check_config,
     exit_code,
     render_json,
     render_text,
+    summary,
 )
 from servo.check.host import check_cgroups, check_port, find_kubepods, node_sys_root
-from servo.check.kube import explain_kube_error, rbac_fix, rbac_result
+from servo.check.kube import api_blocker, explain_kube_error, rbac_fix, rbac_result
 from servo.check.result import short_transport_error
 from servo.core.errors import KubeError, ReportError
 
@@ -44,9 +49,56 @@ def test_exit_code_ok_warnings_and_skips_do_not_fail() -> None:
 
 def test_exit_code_one_failure_is_1_and_a_config_error_is_2() -> None:
     fail = CheckResult("b", Status.FAIL, "down")
-    config = CheckResult("configuration", Status.FAIL, "bad", config_error=True)
+    config = CheckResult("configuration", Status.FAIL, "bad", blocker=Blocker.CONFIG)
     assert exit_code([ok(), fail]) == EXIT_FAILED
     assert exit_code([config, fail]) == EXIT_CONFIG
+
+
+NO_CREDS = CheckResult(
+    "kube credentials",
+    Status.FAIL,
+    "no Kubernetes credentials: not in a pod and no kubeconfig (...)",
+    blocker=Blocker.CREDENTIALS,
+)
+UNREACHABLE = CheckResult("API server", Status.FAIL, "cannot reach", blocker=Blocker.UNREACHABLE)
+
+
+def test_missing_credentials_and_an_unreachable_server_have_their_own_status_and_words() -> None:
+    fail = CheckResult("b", Status.FAIL, "down")
+    assert exit_code([ok(), NO_CREDS, fail]) == EXIT_NO_CREDENTIALS == 3
+    assert summary([ok(), NO_CREDS, fail]).startswith("no Kubernetes credentials: fix it first")
+    assert "configuration" not in summary([ok(), NO_CREDS, fail])
+    assert exit_code([ok(), UNREACHABLE, fail]) == EXIT_API_UNREACHABLE == 4
+    assert summary([UNREACHABLE]).startswith("the API server cannot be reached: fix it first")
+    unusable = CheckResult(
+        "kube credentials", Status.FAIL, "cannot use them: x", blocker=Blocker.CREDENTIALS
+    )
+    assert summary([unusable]).startswith("no usable Kubernetes credentials")
+
+
+def test_the_most_fundamental_blocker_sets_the_status_and_every_one_is_named() -> None:
+    config = CheckResult("configuration", Status.FAIL, "bad", blocker=Blocker.CONFIG)
+    results = [config, NO_CREDS, UNREACHABLE]
+    assert exit_code(results) == EXIT_CONFIG
+    assert summary(results).startswith(
+        "configuration error and no Kubernetes credentials and the API server cannot be reached:"
+        " fix them first (3 failed"
+    )
+    assert [code for code, _ in EXIT_CODES] == [2, 3, 4, 1, 0]
+
+
+@pytest.mark.parametrize(
+    ("error", "blocker"),
+    [
+        (KubeError(0, "ConnectionError", "refused"), Blocker.UNREACHABLE),
+        (KubeError(401, "Unauthorized"), Blocker.CREDENTIALS),
+        (KubeError(401, "TokenCommandFailed", "exit 1"), Blocker.CREDENTIALS),
+        (KubeError(403, "Forbidden"), Blocker.NONE),
+        (KubeError(500, "InternalError"), Blocker.NONE),
+    ],
+)
+def test_api_errors_block_by_kind(error: KubeError, blocker: Blocker) -> None:
+    assert api_blocker(error) is blocker
 
 
 def test_text_output_has_one_line_per_check_and_the_fix_under_a_failure() -> None:
@@ -73,7 +125,8 @@ def test_json_output() -> None:
 
 def test_config_lists_every_problem_as_a_configuration_error() -> None:
     result, cfg = check_config({"OPTUNE_URL": "ftp://x/{nope}", "POD_NAMESPACES": ","}, None)
-    assert cfg is None and result.status is Status.FAIL and result.config_error
+    assert cfg is None and result.status is Status.FAIL and result.blocker is Blocker.CONFIG
+    assert result.detail.endswith(" problem(s) in the settings")
     assert any("OPTUNE_URL" in n for n in result.notes)
     assert any("POD_NAMESPACES" in n for n in result.notes)
     assert "POD_NAMESPACES" in render_text([result])

@@ -13,7 +13,7 @@ import pytest
 
 from servo.core.errors import ConfigError, KubeError
 from servo.kube import credentials
-from servo.kube.credentials import load_credentials
+from servo.kube.credentials import NoCredentialsError, load_credentials
 from servo.kube.tokens import TokenCommand, TokenFile, jwt_times
 from tests.support.kubectl import FakeKubectl, make_jwt
 
@@ -299,11 +299,80 @@ def test_kubeconfig_flag_and_token_env_together_are_refused(tmp_path: Path) -> N
         load_credentials(str(tmp_path / "kc"), env_file(tmp_path))
 
 
-def test_missing_kubeconfig_says_where_it_looked(tmp_path: Path) -> None:
+def test_a_named_kubeconfig_that_is_not_there_is_named(tmp_path: Path) -> None:
+    nope = str(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError) as info:
-        load_credentials(None, {"KUBECONFIG": str(tmp_path / "nope.yaml")})
+        load_credentials(None, {"KUBECONFIG": nope})
+    assert info.value.problems == [f"KUBECONFIG={nope!r}: no such file"]
+    assert not isinstance(info.value, NoCredentialsError)
+    with pytest.raises(ConfigError) as info:
+        load_credentials(nope, {})
+    assert info.value.problems == [f"--kubeconfig {nope}: no such file"]
+
+
+def test_nothing_at_all_is_no_credentials_saying_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(NoCredentialsError) as info:
+        load_credentials(None, {"HOME": str(tmp_path)})
     [line] = info.value.problems
-    assert line.startswith("Kubernetes credentials:") and "nope.yaml" in line
+    assert line.startswith("no Kubernetes credentials: not in a pod and no kubeconfig")
+    assert f"KUBECONFIG, {tmp_path}/.kube/config" in line and "OPTUNE_KUBE_TOKEN_FILE" in line
+    with pytest.raises(NoCredentialsError, match="--context b: no kubeconfig to take it from"):
+        load_credentials(None, {"HOME": str(tmp_path)}, context="b")
+
+
+def two_contexts(path: Path, current: str | None = "a") -> Path:
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": n, "cluster": {"server": f"http://127.0.0.1:{port}"}}
+            for n, port in (("a", 1), ("b", 2))
+        ],
+        "users": [{"name": "u", "user": {"token": "kc-token"}}],
+        "contexts": [{"name": n, "context": {"cluster": n, "user": "u"}} for n in ("a", "b")],
+    }
+    if current is not None:
+        doc["current-context"] = current
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_context_picks_one_of_the_kubeconfig_and_says_so(tmp_path: Path) -> None:
+    kc = two_contexts(tmp_path / "kc")
+    assert load_credentials(str(kc), {}).server == "http://127.0.0.1:1"
+    picked = load_credentials(str(kc), {}, context="b")
+    assert picked.server == "http://127.0.0.1:2" and "context b" in picked.detail
+    # --context alone takes KUBECONFIG's file, then ~/.kube/config, as kubectl does.
+    assert load_credentials(None, {"KUBECONFIG": str(kc)}, context="b").server.endswith(":2")
+    (tmp_path / ".kube").mkdir()
+    two_contexts(tmp_path / ".kube" / "config")
+    assert load_credentials(None, {"HOME": str(tmp_path)}, context="b").server.endswith(":2")
+
+
+def test_an_unknown_context_is_named_with_the_ones_there_are(tmp_path: Path) -> None:
+    kc = two_contexts(tmp_path / "kc")
+    with pytest.raises(ConfigError) as info:
+        load_credentials(str(kc), {}, context="prod")
+    assert info.value.problems == [
+        f"--context prod: kubeconfig {kc} has no such context (it has: a, b)"
+    ]
+
+
+def test_no_current_context_asks_for_one(tmp_path: Path) -> None:
+    kc = two_contexts(tmp_path / "kc", current=None)
+    with pytest.raises(ConfigError, match=r"no current-context: pass --context \(one of: a, b\)"):
+        load_credentials(str(kc), {})
+
+
+def test_a_kubeconfig_list_is_merged_as_kubectl_merges_it(tmp_path: Path) -> None:
+    kc = two_contexts(tmp_path / "kc")
+    listed = f"{tmp_path / 'missing'}:{kc}"
+    assert load_credentials(None, {"KUBECONFIG": listed}, context="b").server.endswith(":2")
+
+
+def test_context_and_token_env_together_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--context and OPTUNE_KUBE_TOKEN_FILE"):
+        load_credentials(None, env_file(tmp_path), context="a")
 
 
 def test_kubeconfig_source(tmp_path: Path) -> None:
@@ -336,3 +405,10 @@ def test_in_cluster_service_account(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert creds.client.configuration.get_api_key_with_prefix("BearerToken") == "bearer sa-token"
     # A token source wins over the service account.
     assert load_credentials(None, {**env, **env_file(tmp_path)}).source == "token-file"
+    # ...and KUBECONFIG set in the pod, as kubectl and controller-runtime read it.
+    kc = two_contexts(tmp_path / "kc")
+    assert load_credentials(None, {**env, "KUBECONFIG": str(kc)}).source == "kubeconfig"
+    # ~/.kube/config does not: in a pod the service account comes first.
+    (tmp_path / ".kube").mkdir()
+    two_contexts(tmp_path / ".kube" / "config")
+    assert load_credentials(None, {**env, "HOME": str(tmp_path)}).source == "in-cluster"

@@ -17,20 +17,31 @@ from servo.core.errors import ReportError
 from servo.system.config_sections import ReportConfig
 
 
-def backend_result(url: str, error: ReportError | None, *, has_token: bool) -> CheckResult:
-    """Pure: the result of the HELLO (None: accepted)."""
+def token_source(report: ReportConfig) -> str | None:
+    """Where the backend token comes from, for people; None: no token."""
+    if report.auth_token_file is not None:
+        return f"OPTUNE_AUTH_TOKEN_FILE ({report.auth_token_file.path})"
+    return "OPTUNE_AUTH_TOKEN" if report.auth_token else None
+
+
+def backend_result(
+    url: str, error: ReportError | None, *, has_token: bool, token_from: str | None = None
+) -> CheckResult:
+    """Pure: the result of the HELLO (None: accepted). `token_from` names the token's source."""
     if error is None:
         return CheckResult("backend", Status.OK, f"{url} accepted a HELLO")
     if error.status in (401, 403):
-        fix = (
-            "set OPTUNE_AUTH_TOKEN to a token the backend accepts"
-            if has_token
-            else "OPTUNE_AUTH_TOKEN is not set, and the backend wants a token: set it"
-        )
+        if has_token:
+            source = token_from or "OPTUNE_AUTH_TOKEN"
+            what = "refused the token"
+            fix = f"the token from {source} is not one the backend accepts: put the right one there"
+        else:
+            what = "wants a token and none is set"
+            fix = "set OPTUNE_AUTH_TOKEN, or OPTUNE_AUTH_TOKEN_FILE to a file holding it"
         return CheckResult(
             "backend",
             Status.FAIL,
-            f"{url} refused the HELLO: HTTP {error.status} (wrong or missing token)",
+            f"{url} refused the HELLO: HTTP {error.status} (the backend {what})",
             fix=fix,
         )
     if error.status is None:
@@ -75,7 +86,7 @@ def check_backend(report: ReportConfig, *, timeout_s: float, deadline_s: float) 
     try:
         Reporter(cfg, session=session).send(event, deadline_s=deadline_s)
     except ReportError as e:
-        return backend_result(url, e, has_token=report.has_token)
+        return backend_result(url, e, has_token=report.has_token, token_from=token_source(report))
     finally:
         session.close()
     return backend_result(url, None, has_token=report.has_token)

@@ -366,3 +366,31 @@ def test_outbox_not_writable_fails(
     env = servo_env(backend, tmp_path, OPTUNE_OUTBOX_DIR=str(tmp_path / "a-file" / "outbox"))
     results = checks(env, kubeconfig)
     assert by_name(results)["outbox"].status is Status.FAIL and exit_code(results) == 1
+
+
+def test_backend_token_from_a_file_is_sent_and_named_when_refused(
+    kubeconfig: Path, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    token = tmp_path / "backend-token"
+    token.write_text("from-the-secret-volume\n")
+    env = servo_env(backend, tmp_path, OPTUNE_AUTH_TOKEN_FILE=str(token))
+    del env["OPTUNE_AUTH_TOKEN"]
+    assert by_name(checks(env, kubeconfig))["backend"].status is Status.OK
+    assert backend.received[0].headers["Authorization"] == "Bearer from-the-secret-volume"
+    backend.fail_next(1, 401)
+    result = by_name(checks(env, kubeconfig))["backend"]
+    assert result.status is Status.FAIL and "refused the token" in result.detail
+    assert f"OPTUNE_AUTH_TOKEN_FILE ({token})" in result.fix
+
+
+def test_an_empty_backend_token_file_is_a_configuration_error_naming_it(
+    kubeconfig: Path, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    token = tmp_path / "backend-token"
+    token.write_text("\n")
+    env = servo_env(backend, tmp_path, OPTUNE_AUTH_TOKEN_FILE=str(token))
+    del env["OPTUNE_AUTH_TOKEN"]
+    results = checks(env, kubeconfig)
+    config = by_name(results)["configuration"]
+    assert config.notes == (f"OPTUNE_AUTH_TOKEN_FILE={str(token)!r}: it is empty",)
+    assert exit_code(results) == 2

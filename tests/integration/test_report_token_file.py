@@ -4,6 +4,9 @@ last good one (the webhook's one-try sender shares the same file through the con
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from tenacity import wait_none
@@ -12,9 +15,12 @@ from servo.core.models import Event
 from servo.report.reporter import Reporter
 from servo.system.config import load_config
 from servo.system.config_sections import ReportConfig
-from servo.system.secretfile import SecretFile
+from servo.system.secretfile import CHECK_INTERVAL_S, SecretFile
 from tests.support.fakes.backend import RecordingBackend
+from tests.support.fakes.kubeapi import KubeEmulator
+from tests.support.helpers import job_pod, set_running, set_terminated
 from tests.support.secretvolume import SecretVolume
+from tests.support.servoproc import SERVO, clean_env
 
 
 class Clock:
@@ -71,3 +77,41 @@ def test_the_loaded_config_sends_the_token_from_the_file(
     )
     Reporter(cfg.report, wait=wait_none()).send(event(1))
     assert backend.received[0].headers["Authorization"] == "Bearer from-a-file"
+
+
+def test_servo_run_sends_a_rotated_secret_after_the_kubelet_swaps_it(
+    backend: RecordingBackend, tmp_path: Path
+) -> None:
+    volume = SecretVolume(tmp_path / "servo-auth")
+    volume.write("before-rotation\n")
+    with KubeEmulator() as emu:
+        kubeconfig = emu.write_kubeconfig(tmp_path / "kubeconfig")
+        proc = subprocess.Popen(
+            [*SERVO, "run", "--kubeconfig", str(kubeconfig)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(
+                OPTUNE_URL=backend.url_template(),
+                OPTUNE_ACCOUNT="acme",
+                OPTUNE_AUTH_TOKEN_FILE=str(volume.path),
+                OPTUNE_STATS_PORT="0",
+                OPTUNE_STATS_BIND="127.0.0.1",
+            ),
+        )
+        try:
+            assert backend.wait_for(lambda: bool(backend.events("HELLO")), 30)
+            volume.write("after-rotation\n")
+            time.sleep(CHECK_INTERVAL_S + 0.1)
+            emu.create_pod(job_pod("rotated", jobid="ROT"))
+            emu.update_pod("default", "rotated", set_running)
+            emu.update_pod("default", "rotated", set_terminated)
+            assert backend.wait_for(lambda: bool(backend.events("MEASUREMENT")), 15)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    [hello] = backend.events("HELLO")
+    [measurement] = backend.events("MEASUREMENT")
+    assert hello.headers["Authorization"] == "Bearer before-rotation"
+    assert measurement.headers["Authorization"] == "Bearer after-rotation"
+    assert "before-rotation" not in stderr and "after-rotation" not in stderr

@@ -189,9 +189,18 @@ BACKEND = "http://127.0.0.1:9/accounts/acme/applications/_global_/servo"
 def test_backend_auth_refusal_names_the_token_variable(status: int) -> None:
     result = backend_result(BACKEND, ReportError("x", status=status), has_token=True)
     assert result.status is Status.FAIL and str(status) in result.detail
-    assert "OPTUNE_AUTH_TOKEN" in result.fix
+    assert "OPTUNE_AUTH_TOKEN" in result.fix and "refused the token" in result.detail
     unset = backend_result(BACKEND, ReportError("x", status=status), has_token=False)
-    assert "not set" in unset.fix
+    assert "none is set" in unset.detail and "OPTUNE_AUTH_TOKEN_FILE" in unset.fix
+    from_file = backend_result(
+        BACKEND,
+        ReportError("x", status=status),
+        has_token=True,
+        token_from="OPTUNE_AUTH_TOKEN_FILE (/var/run/secrets/servo/token)",
+    )
+    assert from_file.fix.startswith(
+        "the token from OPTUNE_AUTH_TOKEN_FILE (/var/run/secrets/servo/token) is not one"
+    )
 
 
 def test_backend_unreachable_names_the_url() -> None:

@@ -18,6 +18,11 @@ from tests.support.servoproc import SERVO, clean_env
 def test_help_lists_commands_and_environment() -> None:
     out = subprocess.run([*SERVO, "--help"], capture_output=True, text=True, check=True).stdout
     assert "OPTUNE_URL" in out and "POD_NAMESPACES" in out and "run" in out
+    assert "OPTUNE_AUTH_TOKEN_FILE" in out
+    run = subprocess.run([*SERVO, "run", "--help"], capture_output=True, text=True, check=True)
+    for flag in ("--kubeconfig FILE", "--context NAME", "--namespace NS"):
+        assert flag in run.stdout
+    assert "wins over POD_NAMESPACES" in " ".join(run.stdout.split())
 
 
 def test_bad_config_exits_2_naming_every_problem() -> None:

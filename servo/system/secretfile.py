@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -50,11 +51,20 @@ def check_secret_text(text: str) -> str:
 def read_secret(path: str) -> tuple[str, _Stamp]:
     """The secret in `path` and the stat it was read with; SecretFileError with the reason."""
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            data = f.read(MAX_SECRET_BYTES + 1)
+        # O_NONBLOCK: a FIFO named by mistake must not hang the start; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise SecretFileError(e.strerror or str(e)) from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise SecretFileError(f"it is {kind}; expected a file holding one token")
+        data = _read_up_to(fd, MAX_SECRET_BYTES + 1)
+    except OSError as e:
+        raise SecretFileError(e.strerror or str(e)) from e
+    finally:
+        os.close(fd)
     if len(data) > MAX_SECRET_BYTES:
         raise SecretFileError(f"it is larger than {MAX_SECRET_BYTES} bytes; expected one token")
     try:
@@ -62,6 +72,18 @@ def read_secret(path: str) -> tuple[str, _Stamp]:
     except UnicodeDecodeError as e:
         raise SecretFileError("it holds non-ASCII bytes; expected one token") from e
     return check_secret_text(text), _stamp(st)
+
+
+def _read_up_to(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def _stamp(st: os.stat_result) -> _Stamp:

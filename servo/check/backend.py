@@ -25,9 +25,15 @@ def token_source(report: ReportConfig) -> str | None:
 
 
 def backend_result(
-    url: str, error: ReportError | None, *, has_token: bool, token_from: str | None = None
+    url: str,
+    error: ReportError | None,
+    *,
+    has_token: bool,
+    token_from: str | None = None,
+    default_url: bool = False,
 ) -> CheckResult:
-    """Pure: the result of the HELLO (None: accepted). `token_from` names the token's source."""
+    """Pure: the result of the HELLO (None: accepted). `token_from` names the token's source;
+    `default_url`: OPTUNE_URL is unset, so the URL is the bundled collector's in the cluster."""
     if error is None:
         return CheckResult("backend", Status.OK, f"{url} accepted a HELLO")
     if error.status in (401, 403):
@@ -45,11 +51,17 @@ def backend_result(
             fix=fix,
         )
     if error.status is None:
+        fix = "check OPTUNE_URL (host and port), that the backend runs, and the network to it"
+        if default_url:
+            fix = (
+                "OPTUNE_URL is not set, so this is the bundled collector's address inside the "
+                "cluster (example/collector.yaml): deploy it, or set OPTUNE_URL to your backend"
+            )
         return CheckResult(
             "backend",
             Status.FAIL,
             f"cannot reach the backend at {url}: {short_transport_error(str(error))}",
-            fix="check OPTUNE_URL (host and port), that the backend runs, and the network to it",
+            fix=fix,
         )
     excerpt = f" ({error.body_excerpt.strip()[:120]})" if error.body_excerpt.strip() else ""
     if error.status == 404:
@@ -63,7 +75,9 @@ def backend_result(
     )
 
 
-def check_backend(report: ReportConfig, *, timeout_s: float, deadline_s: float) -> CheckResult:
+def check_backend(
+    report: ReportConfig, *, timeout_s: float, deadline_s: float, default_url: bool = False
+) -> CheckResult:
     """POST a HELLO with an id of its own (check-<uuid>:HELLO), as the servo does at start."""
     import requests
 

@@ -28,7 +28,7 @@ from servo.check.kube import (
 from servo.check.result import Blocker, CheckResult, Status
 from servo.core.errors import EXIT_CONFIG, EXIT_FAILED, ConfigError
 from servo.system.cliflags import KubeFlags
-from servo.system.config import Config, load_config
+from servo.system.config import DEFAULT_URL, Config, load_config
 
 # CheckResult and Status are re-exported: run_checks' callers read its results with them.
 __all__ = [
@@ -163,7 +163,8 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
                 else "the API server check failed"
             )
             names = [f"{kind} {scope_label(ns)}" for ns in scopes for kind in ("namespace", "RBAC")]
-            results += _skipped(names + ([f"leases {lease_ns}"] if lease_ns else []), why)
+            names += [f"leases {lease_ns}"] if lease_ns else []
+            results += _skipped([*names, "tokenreviews"], why)
         else:
             for ns in scopes:
                 results.append(check_namespace(creds, ns, timeout_s=t))
@@ -171,7 +172,14 @@ def run_checks(environ: Mapping[str, str], opts: CheckOptions) -> list[CheckResu
             if lease_ns is not None:
                 results.append(check_leases(creds, lease_ns, timeout_s=t))
             results.append(check_token_reviews(creds, timeout_s=t))
-        results.append(check_backend(cfg.report, timeout_s=t, deadline_s=opts.backend_deadline_s))
+        results.append(
+            check_backend(
+                cfg.report,
+                timeout_s=t,
+                deadline_s=opts.backend_deadline_s,
+                default_url=cfg.report.url_template == DEFAULT_URL,
+            )
+        )
         results.append(check_outbox(cfg.report.outbox_dir))
         results.append(
             check_port("stats port", "OPTUNE_STATS_PORT", cfg.stats.bind, cfg.stats.port)

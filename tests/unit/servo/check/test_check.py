@@ -210,6 +210,12 @@ def test_backend_unreachable_names_the_url() -> None:
     assert result.status is Status.FAIL and BACKEND in result.detail and "OPTUNE_URL" in result.fix
 
 
+def test_backend_unreachable_at_the_default_url_says_it_is_the_in_cluster_collector() -> None:
+    error = ReportError("ConnectionError: Failed to resolve", transient=True)
+    result = backend_result(BACKEND, error, has_token=False, default_url=True)
+    assert result.fix.startswith("OPTUNE_URL is not set, so this is the bundled collector's")
+
+
 def test_backend_404_points_at_url_and_account() -> None:
     result = backend_result(BACKEND, ReportError("x", status=404), has_token=True)
     assert "OPTUNE_ACCOUNT" in result.fix and "OPTUNE_URL" in result.fix
